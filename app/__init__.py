@@ -1,0 +1,1 @@
+"""sggw: the Ryu application (event handling, REST, config, controller state)."""
