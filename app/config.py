@@ -1,0 +1,541 @@
+"""Load and validate the sggw YAML config into immutable objects.
+
+Every problem becomes one :class:`ConfigError` line: ``file: key.path: reason``. Unknown
+keys, wrong types and bad values are rejected; nothing is guessed. The same field parsers
+check capture rules that arrive over REST.
+
+Check a file without starting the controller: ``python -m app.config sggw.yaml``.
+"""
+import ipaddress
+import re
+import sys
+from dataclasses import dataclass, field
+
+import yaml
+
+ROLES = ("lan", "wan", "tunnel")
+MATCH_MODES = ("five_tuple", "host_pair")
+IP_PROTOS = {"icmp": 1, "tcp": 6, "udp": 17, "icmpv6": 58}
+NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+OFPP_MAX = 0xFFFFFF00
+DEFAULT_OVSDB = "unix:/var/run/openvswitch/db.sock"
+
+
+class ConfigError(ValueError):
+    """A config problem at ``path`` (a key path like ``datapaths.a.ports.lan[0]``)."""
+
+    def __init__(self, path, reason, source=None):
+        super().__init__(reason)
+        self.path = path
+        self.reason = reason
+        self.source = source
+
+    def __str__(self):
+        parts = [p for p in (self.source, self.path) if p]
+        return ": ".join(parts + [self.reason])
+
+
+@dataclass(frozen=True)
+class CaptureRule:
+    """Traffic matching all given fields goes into the tunnel (or, as a filter, is mirrored)."""
+
+    name: str
+    in_port: tuple = ()  # role names and/or port refs; empty = any non-tunnel port
+    vlan: int = None
+    ipv4_src: ipaddress.IPv4Network = None
+    ipv4_dst: ipaddress.IPv4Network = None
+    ipv6_src: ipaddress.IPv6Network = None
+    ipv6_dst: ipaddress.IPv6Network = None
+    ip_proto: int = None
+    src_port: int = None
+    dst_port: int = None
+
+    @property
+    def families(self):
+        """The IP versions (4, 6) this rule applies to."""
+        if self.ipv4_src or self.ipv4_dst or self.ip_proto == IP_PROTOS["icmp"]:
+            return (4,)
+        if self.ipv6_src or self.ipv6_dst or self.ip_proto == IP_PROTOS["icmpv6"]:
+            return (6,)
+        return (4, 6)
+
+    def to_dict(self):
+        out = {"name": self.name}
+        if self.in_port:
+            out["in_port"] = list(self.in_port)
+        for key in ("vlan", "ip_proto", "src_port", "dst_port"):
+            if getattr(self, key) is not None:
+                out[key] = getattr(self, key)
+        for key in ("ipv4_src", "ipv4_dst", "ipv6_src", "ipv6_dst"):
+            if getattr(self, key) is not None:
+                out[key] = str(getattr(self, key))
+        return out
+
+
+@dataclass(frozen=True)
+class ReversePath:
+    match: str = "five_tuple"
+    idle_timeout: int = 60
+    fin_idle_timeout: int = 5
+    max_flows: int = 100000
+
+
+@dataclass(frozen=True)
+class Ports:
+    lan: tuple = ()
+    wan: object = None  # int port number or str interface name
+    tunnel: object = None
+
+    def roles(self):
+        """(role, ref, key path) for every configured port."""
+        out = [("lan", ref, "ports.lan[%d]" % i) for i, ref in enumerate(self.lan)]
+        out += [(role, getattr(self, role), "ports." + role)
+                for role in ("wan", "tunnel") if getattr(self, role) is not None]
+        return out
+
+
+@dataclass(frozen=True)
+class Datapath:
+    name: str
+    dp_id: int
+    ports: Ports
+    local_ip: ipaddress.IPv4Interface = None
+    reverse_path: ReversePath = field(default_factory=ReversePath)
+    capture: tuple = ()
+
+
+@dataclass(frozen=True)
+class Listen:
+    host: str
+    port: int
+
+
+@dataclass(frozen=True)
+class Config:
+    source: str
+    datapaths: dict
+    api: Listen = Listen("127.0.0.1", 8080)
+    api_token: str = None
+    openflow: Listen = Listen("127.0.0.1", 6653)
+    ovsdb: str = DEFAULT_OVSDB
+
+    def by_dp_id(self, dp_id):
+        return next((d for d in self.datapaths.values() if d.dp_id == dp_id), None)
+
+
+# --- YAML -------------------------------------------------------------------------------
+
+class _StrictLoader(yaml.SafeLoader):
+    """A safe loader that refuses duplicate keys instead of keeping the last one, and reads
+    integers as YAML 1.2 does: ``010`` is not octal 8 and ``1:00`` is not 60."""
+
+
+_INT_TAG = "tag:yaml.org,2002:int"
+_StrictLoader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != _INT_TAG]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+_StrictLoader.add_implicit_resolver(
+    _INT_TAG, re.compile(r"^(?:[-+]?(?:0|[1-9][0-9]*)|0x[0-9a-fA-F]+)$"),
+    list("-+0123456789"))
+
+
+def _mapping_without_duplicates(loader, node, deep=False):
+    seen = set()
+    for key_node, _ in node.value:
+        if key_node.tag == "tag:yaml.org,2002:merge":
+            continue
+        key = loader.construct_object(key_node, deep=deep)
+        try:
+            duplicate = key in seen
+        except TypeError:
+            raise yaml.MarkedYAMLError(problem="a %s cannot be a key" % type(key).__name__,
+                                       problem_mark=key_node.start_mark) from None
+        if duplicate:
+            raise yaml.MarkedYAMLError(
+                problem="duplicate key %r" % (key,), problem_mark=key_node.start_mark)
+        seen.add(key)
+    return loader.construct_mapping(node, deep)
+
+
+_StrictLoader.add_constructor(
+    yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping_without_duplicates)
+
+
+def load(path):
+    """Read and validate ``path``; raises ConfigError (one line) on any problem."""
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read()
+    except OSError as exc:
+        raise ConfigError(None, "cannot read: %s" % exc.strerror, path) from None
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[:exc.start].count(b"\n") + 1
+        raise ConfigError(None, "not UTF-8 text (line %d)" % line, path) from None
+    return loads(text, path)
+
+
+def loads(text, source="<config>"):
+    try:
+        data = yaml.load(text, Loader=_StrictLoader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        where = "line %d column %d" % (mark.line + 1, mark.column + 1) if mark else None
+        raise ConfigError(where, "invalid YAML: %s" % _one_line(exc.problem), source) from None
+    except yaml.reader.ReaderError as exc:
+        line = text[:exc.position].count("\n") + 1
+        raise ConfigError("line %d" % line, "invalid YAML: character %#x is not allowed"
+                          % exc.character, source) from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(None, "invalid YAML: %s" % _one_line(str(exc)), source) from None
+    if data is None:
+        raise ConfigError(None, "the file is empty", source)
+    try:
+        return parse(data, source)
+    except ConfigError as exc:
+        exc.source = source
+        raise
+
+
+# --- field parsers ------------------------------------------------------------------------
+
+def _mapping(value, path, allowed, required=()):
+    if not isinstance(value, dict):
+        raise ConfigError(path, "expected a mapping, got %s" % _show(value))
+    for key in value:
+        if key not in allowed:
+            raise ConfigError(_join(path, _key_text(key)), "unknown key (expected one of: %s)"
+                              % ", ".join(allowed))
+    for key in required:
+        if key not in value:
+            raise ConfigError(_join(path, key), "is required")
+    return value
+
+
+def _int(value, path, low, high, fmt="%d"):
+    """An integer from YAML; strings of decimal digits or 0x-hex are read too."""
+    if isinstance(value, str):
+        text = value.strip()
+        if re.fullmatch(r"0[xX][0-9a-fA-F]+", text):
+            value = int(text, 16)
+        elif re.fullmatch(r"[0-9]+", text):
+            value = int(text, 10)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(path, "expected an integer, got %s" % _show(value))
+    if not low <= value <= high:
+        raise ConfigError(path, "%s is out of range %s..%s" % (fmt % value, fmt % low,
+                                                               fmt % high))
+    return value
+
+
+def _dp_id(value, path):
+    """A datapath id: an integer, 0x-hex, or 16 hex digits as ``ovs-ofctl show`` prints it."""
+    if isinstance(value, str) and re.fullmatch(r"[0-9a-fA-F]{16}", value.strip()):
+        value = int(value.strip(), 16)
+    return _int(value, path, 1, 2**64 - 1, fmt="%#x")
+
+
+def _name(value, path):
+    if not isinstance(value, str) or not NAME_RE.fullmatch(value):
+        raise ConfigError(path, "%s is not a valid name (letters, digits, '_', '.', '-'; "
+                                "at most 64)" % _show(value))
+    return value
+
+
+def port_ref(value, path):
+    """An OpenFlow port number or an interface name."""
+    if isinstance(value, str) and value.strip():
+        if value.isdigit():
+            return _int(value, path, 1, OFPP_MAX)
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        return _int(value, path, 1, OFPP_MAX)
+    raise ConfigError(path, "expected a port number or interface name, got %s" % _show(value))
+
+
+def _network(value, path, version):
+    kind = "IPv%d prefix" % version
+    if not isinstance(value, str):
+        raise ConfigError(path, "expected an %s like %s, got %s" % (
+            kind, "10.2.0.0/16" if version == 4 else "fd00:2::/48", _show(value)))
+    try:
+        net = ipaddress.ip_network(value, strict=True)
+    except ValueError as exc:
+        raise ConfigError(path, "%r is not an %s (%s)" % (value, kind, exc)) from None
+    if net.version != version:
+        raise ConfigError(path, "%r is not an %s" % (value, kind))
+    return net
+
+
+def _ip_proto(value, path):
+    if isinstance(value, str) and value.lower() in IP_PROTOS:
+        return IP_PROTOS[value.lower()]
+    if isinstance(value, (int, str)) and not isinstance(value, bool) \
+            and str(value).strip().isdigit():
+        return _int(value, path, 0, 255)
+    raise ConfigError(path, "expected tcp, udp, icmp, icmpv6 or a number 0..255, got %s"
+                      % _show(value))
+
+
+MATCH_KEYS = ("in_port", "vlan", "ipv4_src", "ipv4_dst", "ipv6_src", "ipv6_dst", "ip_proto",
+              "src_port", "dst_port")
+
+
+def capture_rule(value, path, ports, name_required=True):
+    """Parse one capture rule (also a mirror filter, with ``name_required=False``)."""
+    allowed = (("name",) if name_required else ()) + MATCH_KEYS
+    _mapping(value, path, allowed, required=("name",) if name_required else ())
+    out = {}
+    if name_required:
+        out["name"] = _name(value["name"], _join(path, "name"))
+    if "in_port" in value:
+        out["in_port"] = _in_ports(value["in_port"], _join(path, "in_port"), ports)
+    if "vlan" in value:
+        out["vlan"] = _int(value["vlan"], _join(path, "vlan"), 0, 4094)
+    for key, version in (("ipv4_src", 4), ("ipv4_dst", 4), ("ipv6_src", 6), ("ipv6_dst", 6)):
+        if key in value:
+            out[key] = _network(value[key], _join(path, key), version)
+    if "ip_proto" in value:
+        out["ip_proto"] = _ip_proto(value["ip_proto"], _join(path, "ip_proto"))
+    for key in ("src_port", "dst_port"):
+        if key in value:
+            if out.get("ip_proto") not in (IP_PROTOS["tcp"], IP_PROTOS["udp"]):
+                raise ConfigError(_join(path, key), "L4 ports need ip_proto: tcp or udp")
+            out[key] = _int(value[key], _join(path, key), 1, 65535)
+    v4 = any(k in out for k in ("ipv4_src", "ipv4_dst"))
+    v6 = any(k in out for k in ("ipv6_src", "ipv6_dst"))
+    if v4 and v6:
+        raise ConfigError(path, "mixes IPv4 and IPv6 prefixes; write two rules")
+    if out.get("ip_proto") == IP_PROTOS["icmp"] and v6:
+        raise ConfigError(_join(path, "ip_proto"), "icmp is IPv4; use icmpv6 with IPv6")
+    if out.get("ip_proto") == IP_PROTOS["icmpv6"] and v4:
+        raise ConfigError(_join(path, "ip_proto"), "icmpv6 is IPv6; use icmp with IPv4")
+    if not name_required:
+        out["name"] = "filter"
+    return CaptureRule(**out)
+
+
+def _in_ports(value, path, ports):
+    items = value if isinstance(value, list) else [value]
+    if not items:
+        raise ConfigError(path, "must name at least one port or role")
+    out = []
+    for i, item in enumerate(items):
+        where = "%s[%d]" % (path, i) if isinstance(value, list) else path
+        if item in ("lan", "wan", "local"):
+            out.append(item)
+            continue
+        if item == "tunnel":
+            raise ConfigError(where, "traffic from the tunnel cannot be captured into it")
+        ref = port_ref(item, where)
+        known = [r for _, r, _ in ports.roles()]
+        if ref not in known:
+            raise ConfigError(where, "%r is not one of this datapath's ports" % (ref,))
+        if ref == ports.tunnel:
+            raise ConfigError(where, "traffic from the tunnel cannot be captured into it")
+        out.append(ref)
+    return tuple(out)
+
+
+# --- sections -------------------------------------------------------------------------------
+
+def _ports(value, path):
+    _mapping(value, path, ROLES, required=("lan", "wan"))
+    if isinstance(value["lan"], list):
+        if not value["lan"]:
+            raise ConfigError(_join(path, "lan"), "needs at least one port")
+        lan = tuple(port_ref(v, "%s.lan[%d]" % (path, i)) for i, v in enumerate(value["lan"]))
+    else:
+        lan = (port_ref(value["lan"], _join(path, "lan")),)
+    ports = Ports(
+        lan=lan,
+        wan=port_ref(value["wan"], _join(path, "wan")),
+        tunnel=port_ref(value["tunnel"], _join(path, "tunnel")) if "tunnel" in value else None,
+    )
+    seen = {}
+    single_lan = not isinstance(value["lan"], list)
+    for role, ref, where in ports.roles():
+        if single_lan and role == "lan":
+            where = "ports.lan"
+        if ref in seen:
+            raise ConfigError("%s.%s" % (path, where[len("ports."):]),
+                              "%r is already used as %s" % (ref, seen[ref]))
+        seen[ref] = where
+    return ports
+
+
+def _reverse_path(value, path):
+    _mapping(value, path, ("match", "idle_timeout", "fin_idle_timeout", "max_flows"))
+    out = {}
+    if "match" in value:
+        if value["match"] not in MATCH_MODES:
+            raise ConfigError(_join(path, "match"), "expected one of %s, got %s"
+                              % (", ".join(MATCH_MODES), _show(value["match"])))
+        out["match"] = value["match"]
+    if "idle_timeout" in value:
+        out["idle_timeout"] = _int(value["idle_timeout"], _join(path, "idle_timeout"), 1, 65535)
+    if "fin_idle_timeout" in value:
+        out["fin_idle_timeout"] = _int(value["fin_idle_timeout"],
+                                       _join(path, "fin_idle_timeout"), 0, 65535)
+    if "max_flows" in value:
+        out["max_flows"] = _int(value["max_flows"], _join(path, "max_flows"), 1, 10_000_000)
+    result = ReversePath(**out)
+    if result.fin_idle_timeout > result.idle_timeout:
+        raise ConfigError(_join(path, "fin_idle_timeout"), "%d is longer than idle_timeout %d "
+                          "(it shortens the idle timeout after FIN/RST)"
+                          % (result.fin_idle_timeout, result.idle_timeout))
+    return result
+
+
+def _local_ip(value, path):
+    try:
+        iface = ipaddress.ip_interface(value) if isinstance(value, str) else None
+    except ValueError as exc:
+        raise ConfigError(path, "%r is not an address with prefix length (%s)" % (value, exc)) \
+            from None
+    if iface is None or "/" not in value:
+        raise ConfigError(path, "expected an address with prefix length like 10.1.0.2/24, "
+                                "got %s" % _show(value))
+    if iface.version != 4:
+        raise ConfigError(path, "only an IPv4 local_ip is supported (no IPv6 ND proxy yet)")
+    if iface.network.prefixlen >= 31:
+        raise ConfigError(path, "a /%d leaves no subnet to tell on-link from off-link"
+                          % iface.network.prefixlen)
+    if iface.ip in (iface.network.network_address, iface.network.broadcast_address):
+        raise ConfigError(path, "%s is the %s address of %s, not a host address" % (
+            iface.ip, "network" if iface.ip == iface.network.network_address
+            else "broadcast", iface.network))
+    return iface
+
+
+DATAPATH_KEYS = ("dp_id", "ports", "local_ip", "reverse_path", "capture")
+
+
+def _datapath(name, value, path):
+    _mapping(value, path, DATAPATH_KEYS, required=("dp_id", "ports"))
+    ports = _ports(value["ports"], _join(path, "ports"))
+    rules = value.get("capture", [])
+    if not isinstance(rules, list):
+        raise ConfigError(_join(path, "capture"), "expected a list of rules, got %s"
+                          % _show(rules))
+    capture = tuple(capture_rule(r, "%s.capture[%d]" % (path, i), ports)
+                    for i, r in enumerate(rules))
+    names = {}
+    for i, rule in enumerate(capture):
+        if rule.name in names:
+            raise ConfigError("%s.capture[%d].name" % (path, i), "%r is already used by "
+                              "capture[%d]" % (rule.name, names[rule.name]))
+        names[rule.name] = i
+    if capture and ports.tunnel is None:
+        raise ConfigError(_join(path, "capture"), "capture rules need ports.tunnel")
+    return Datapath(
+        name=name,
+        dp_id=_dp_id(value["dp_id"], _join(path, "dp_id")),
+        ports=ports,
+        local_ip=_local_ip(value["local_ip"], _join(path, "local_ip"))
+        if "local_ip" in value else None,
+        reverse_path=_reverse_path(value.get("reverse_path", {}), _join(path, "reverse_path")),
+        capture=capture,
+    )
+
+
+def _listen(value, path, default):
+    _mapping(value, path, ("host", "port") + (("token",) if path == "api" else ()))
+    host = value.get("host", default.host)
+    try:
+        if not isinstance(host, str):
+            raise ValueError(host)
+        ipaddress.ip_address(host)
+    except ValueError:
+        raise ConfigError(_join(path, "host"), "expected an IP address, got %s"
+                          % _show(host)) from None
+    port = _int(value.get("port", default.port), _join(path, "port"), 1, 65535)
+    return Listen(host, port)
+
+
+def parse(data, source="<config>"):
+    """Validate already-parsed YAML ``data``."""
+    _mapping(data, None, ("datapaths", "api", "openflow", "ovsdb"), required=("datapaths",))
+    dps = data["datapaths"]
+    if not isinstance(dps, dict):
+        raise ConfigError("datapaths", "expected a mapping of datapath names, got %s"
+                          % _show(dps))
+    if not dps:
+        raise ConfigError("datapaths", "needs at least one datapath")
+    datapaths = {}
+    owners = {}
+    for name, value in dps.items():
+        path = "datapaths.%s" % _key_text(name)
+        _name(name, path)
+        dp = _datapath(name, value, path)
+        if dp.dp_id in owners:
+            raise ConfigError(path + ".dp_id", "%#x is already used by datapaths.%s"
+                              % (dp.dp_id, owners[dp.dp_id]))
+        owners[dp.dp_id] = name
+        datapaths[name] = dp
+    api = data.get("api", {})
+    token = None
+    if isinstance(api, dict) and "token" in api:
+        token = api["token"]
+        if not isinstance(token, str) or len(token) < 8:
+            raise ConfigError("api.token", "expected a string of at least 8 characters")
+    ovsdb = data.get("ovsdb", DEFAULT_OVSDB)
+    if not isinstance(ovsdb, str) or not re.fullmatch(
+            r"unix:\S+|(tcp|ssl):(\[[0-9a-fA-F:]+\]|[0-9.]+):[0-9]{1,5}", ovsdb):
+        raise ConfigError("ovsdb", "expected unix:PATH, tcp:IP:PORT or ssl:IP:PORT, got %s"
+                          % _show(ovsdb))
+    api_listen = _listen(api, "api", Config.api)
+    openflow = _listen(data.get("openflow", {}), "openflow", Config.openflow)
+    if api_listen == openflow:
+        raise ConfigError("api.port", "%d is also the OpenFlow port" % api_listen.port)
+    return Config(
+        source=source,
+        datapaths=datapaths,
+        api=api_listen,
+        api_token=token,
+        openflow=openflow,
+        ovsdb=ovsdb,
+    )
+
+
+def _join(path, key):
+    return "%s.%s" % (path, key) if path else str(key)
+
+
+def _key_text(key):
+    """A key as it may appear in a one-line key path."""
+    if isinstance(key, str) and re.fullmatch(r"[\w.-]+", key):
+        return key
+    return repr(key)
+
+
+def _one_line(text):
+    return " ".join(str(text).split())
+
+
+def _show(value):
+    if isinstance(value, (dict, list)):
+        return "a %s" % ("mapping" if isinstance(value, dict) else "list")
+    if value is None:
+        return "nothing"
+    return repr(value)
+
+
+def main(argv=None):
+    """``python -m app.config FILE``: exit 0 if FILE is valid, else print the error."""
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1:
+        print("usage: python -m app.config sggw.yaml", file=sys.stderr)
+        return 2
+    try:
+        cfg = load(args[0])
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    print("%s: ok (%d datapaths)" % (args[0], len(cfg.datapaths)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
