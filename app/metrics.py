@@ -1,0 +1,58 @@
+"""Prometheus text exposition of what sggw and its switches are doing (``GET /metrics``)."""
+from ryu.ofproto import ofproto_v1_3_parser as parser
+
+from app.channel import SwitchError
+from flows import pipeline, tables
+
+
+class _Family:
+    def __init__(self, name, kind, doc):
+        self.name, self.kind, self.doc = name, kind, doc
+        self.samples = []
+
+    def add(self, value, **labels):
+        self.samples.append((labels, value))
+
+    def render(self):
+        lines = ["# HELP %s %s" % (self.name, self.doc), "# TYPE %s %s" % (self.name, self.kind)]
+        for labels, value in self.samples:
+            text = ",".join('%s="%s"' % (k, _escape(v)) for k, v in sorted(labels.items()))
+            lines.append("%s{%s} %s" % (self.name, text, value))
+        return "\n".join(lines)
+
+
+def _escape(value):
+    return str(value).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def render_metrics(sggw):
+    connected = _Family("sggw_switch_connected", "gauge", "1 if the switch is connected.")
+    programmed = _Family("sggw_switch_programmed", "gauge",
+                         "1 if the switch holds the full pipeline.")
+    packet_ins = _Family("sggw_packet_ins_total", "counter",
+                         "Packet-ins received (only unknown-neighbour probes cause any).")
+    probes = _Family("sggw_neighbour_probes_total", "counter", "ARP/ND probes sent.")
+    unknown = _Family("sggw_unknown_neighbour_packets_total", "counter",
+                      "Packets from the tunnel for an address no local host was seen with.")
+    learned = _Family("sggw_learned_flows", "gauge", "Flows in a learned table, read from OVS.")
+    families = [connected, programmed, packet_ins, probes, unknown, learned]
+    for name, dp_cfg in sggw.config.datapaths.items():
+        switch = sggw.switches.get(dp_cfg.dp_id)
+        connected.add(int(switch is not None), datapath=name)
+        programmed.add(int(switch is not None and switch.state == "programmed"), datapath=name)
+        packet_ins.add(sggw.packet_ins.get(dp_cfg.dp_id, 0), datapath=name)
+        if switch is None:
+            continue
+        probes.add(switch.probes_sent, datapath=name)
+        try:
+            counts = sggw.table_stats(switch)
+            # the punt meter sees every such packet in the datapath (flow counters can be
+            # credited to the rules of a newer translation once the neighbour is learned)
+            punts = switch.channel.stats(parser.OFPMeterStatsRequest(
+                None, meter_id=pipeline.PUNT_METER_ID))
+        except SwitchError:
+            continue
+        unknown.add(sum(m.packet_in_count for m in punts), datapath=name)
+        for table in tables.LEARNED_TABLES:
+            learned.add(counts.get(table.id, 0), datapath=name, table=table.name)
+    return "\n".join(f.render() for f in families) + "\n"
