@@ -1,0 +1,150 @@
+"""A private Open vSwitch: its own ovsdb-server and ovs-vswitchd, userspace datapath.
+
+No kernel module is needed: bridges use ``datapath_type=netdev``. Stopping asks
+ovs-vswitchd to ``exit --cleanup`` (which removes its tap devices) through the control
+socket named by its PID, then stops both daemons by PID.
+"""
+import os
+import re
+import shutil
+import subprocess
+
+from flows import tables
+from testbed.proc import alive, run, stop_pid, wait_for, wait_gone
+
+SCHEMA = "/usr/share/openvswitch/vswitch.ovsschema"
+
+
+class PrivateOvs:
+    def __init__(self, rundir):
+        self.rundir = os.path.abspath(rundir)
+        self.db = "unix:%s/db.sock" % self.rundir
+        self.pids = {}
+
+    def _env(self):
+        return {"OVS_RUNDIR": self.rundir, "OVS_LOGDIR": self.rundir, "OVS_DBDIR": self.rundir}
+
+    def _daemon(self, name, *args):
+        pidfile = os.path.join(self.rundir, name + ".pid")
+        env = dict(os.environ, **self._env())
+        subprocess.run([name, *args, "--pidfile=" + pidfile, "--detach",
+                        "--log-file=%s/%s.log" % (self.rundir, name)],
+                       env=env, check=True, capture_output=True, timeout=30)
+        with open(pidfile) as handle:
+            self.pids[name] = int(handle.read().strip())
+
+    def start(self):
+        os.makedirs(self.rundir, exist_ok=True)
+        conf = os.path.join(self.rundir, "conf.db")
+        if os.path.exists(conf):
+            os.unlink(conf)
+        run("ovsdb-tool", "create", conf, SCHEMA)
+        self._daemon("ovsdb-server", conf, "--remote=punix:%s/db.sock" % self.rundir,
+                     "--unixctl=%s/ovsdb-server.ctl" % self.rundir)
+        self.vsctl("--no-wait", "init")
+        self.start_vswitchd()
+        return self
+
+    def start_vswitchd(self):
+        self._daemon("ovs-vswitchd", self.db, "--unixctl=%s/ovs-vswitchd.ctl" % self.rundir)
+
+    def stop_vswitchd(self, kill=False):
+        """Stop ovs-vswitchd (all OpenFlow flows are lost; bridges stay in the database)."""
+        pid = self.pids.pop("ovs-vswitchd", None)
+        if pid is None:
+            return
+        if not kill and alive(pid):
+            run("ovs-appctl", "-t", "%s/ovs-vswitchd.ctl" % self.rundir, "exit", "--cleanup",
+                check=False, timeout=10)
+            wait_gone(pid, 10)
+        stop_pid(pid, sig=9 if kill else 15)
+
+    def stop(self):
+        self.stop_vswitchd()
+        stop_pid(self.pids.pop("ovsdb-server", None))
+
+    def remove(self):
+        shutil.rmtree(self.rundir, ignore_errors=True)
+
+    # --- tools ------------------------------------------------------------------------------
+
+    def vsctl(self, *args, timeout=30):
+        return run("ovs-vsctl", "--db=" + self.db, "--timeout=%d" % timeout, *args,
+                   timeout=timeout + 5)
+
+    def mgmt(self, bridge):
+        return "unix:%s/%s.mgmt" % (self.rundir, bridge)
+
+    def ofctl(self, command, bridge, *args, check=True):
+        return run("ovs-ofctl", "-O", "OpenFlow13", command, self.mgmt(bridge), *args,
+                   check=check)
+
+    def appctl(self, *args):
+        return run("ovs-appctl", "-t", "%s/ovs-vswitchd.ctl" % self.rundir, *args)
+
+    def add_bridge(self, name, dp_id, controller_port=None):
+        """A userspace bridge, OpenFlow 1.3 only, fail_mode=secure, pointed at the controller."""
+        args = ["add-br", name, "--", "set", "bridge", name, "datapath_type=netdev",
+                "fail_mode=secure", "protocols=OpenFlow13",
+                "other-config:datapath-id=%016x" % dp_id,
+                "other-config:disable-in-band=true"]
+        self.vsctl(*args)
+        if controller_port is not None:
+            self.vsctl("set-controller", name, "tcp:127.0.0.1:%d" % controller_port)
+        wait_for(lambda: os.path.exists("%s/%s.mgmt" % (self.rundir, name)), 10,
+                 what="bridge %s" % name)
+
+    def add_port(self, bridge, ifname, ofport):
+        self.vsctl("add-port", bridge, ifname, "--", "set", "interface", ifname,
+                   "ofport_request=%d" % ofport)
+
+    def flows(self, bridge, table=None):
+        """Parsed ``dump-flows`` of ``bridge`` (optionally one table)."""
+        args = ["table=%d" % table] if table is not None else []
+        return [Flow(line) for line in self.ofctl("dump-flows", bridge, *args).splitlines()
+                if "actions=" in line]
+
+    def static_flows(self, bridge):
+        """sggw's own (non-learned) flows, sorted, without counters: compare before/after."""
+        cookie, mask = tables.STATIC_COOKIES
+        out = self.ofctl("dump-flows", bridge, "--no-stats", "cookie=%#x/%#x" % (cookie, mask))
+        return sorted(line.strip() for line in out.splitlines() if "actions=" in line)
+
+    def flush_datapath_cache(self):
+        """Forget cached datapath flows, so the next packets run (and learn) afresh."""
+        self.appctl("dpctl/del-flows")
+
+
+_FIELD = re.compile(r"([a-z_0-9]+)=([^,\s]+)")
+
+
+class Flow:
+    """One line of ``ovs-ofctl dump-flows``: ``fields`` before ``actions=``, and the rest."""
+
+    def __init__(self, line):
+        self.line = line.strip()
+        head, self.actions = self.line.split("actions=", 1)
+        self.fields = dict(_FIELD.findall(head))
+        self.flags = [w for w in re.split(r"[,\s]+", head) if w and "=" not in w]
+
+    def __getitem__(self, key):
+        return self.fields[key]
+
+    @property
+    def table(self):
+        return int(self.fields.get("table", 0))
+
+    @property
+    def cookie(self):
+        return int(self.fields.get("cookie", "0"), 16)
+
+    @property
+    def n_packets(self):
+        return int(self.fields.get("n_packets", 0))
+
+    @property
+    def priority(self):
+        return int(self.fields.get("priority", 32768))
+
+    def __repr__(self):
+        return "Flow(%r)" % self.line

@@ -1,0 +1,203 @@
+"""The two-site bed of the core issue, on one private Open vSwitch.
+
+    site A (bridge A, dp 0xa)                      site B (bridge B, dp 0xb)
+    hostA   lan    port 1  10.1.0.10  fd00:1::10    serverB lan    port 1  10.2.0.10  fd00:2::10
+    routerA wan    port 2  10.1.0.1   fd00:1::1     routerB wan    port 2  10.2.0.1   fd00:2::1
+    tunnel         port 3  <----- veth pair ----->  tunnel         port 3
+    endpoint LOCAL         10.1.0.2/24 (no gateway route: everything on-link)
+
+Hosts use their router as default gateway; routers have no route to the other site and
+do not forward, so the only way between the sites is the tunnel. Behind routerA is an
+off-subnet address, 192.0.2.1 (TEST-NET-1), for the endpoint's own traffic.
+"""
+import contextlib
+import os
+import secrets
+import shutil
+import tempfile
+
+import yaml
+
+from testbed.controller import Controller
+from testbed.netns import Namespace, add_address, delete_link, veth_pair, veth_to_namespace
+from testbed.ovs import PrivateOvs
+from testbed.proc import free_port, run
+
+FAR_V4 = "192.0.2.1"
+
+
+class Host:
+    def __init__(self, ns, mac, ipv4, ipv6, port, outside):
+        self.ns, self.mac, self.ipv4, self.ipv6 = ns, mac, ipv4, ipv6
+        self.port, self.outside = port, outside
+
+    def __getattr__(self, name):  # ping, run, popen, ... of the namespace
+        return getattr(self.ns, name)
+
+
+SITES = {
+    "a": {"dp_id": 0xA, "v4": "10.1.0", "v6": "fd00:1:", "mac": "02:a0:00:00:00",
+          "lan": "hostA", "wan": "routerA", "remote_v4": "10.2.0.0/16",
+          "remote_v6": "fd00:2::/48"},
+    "b": {"dp_id": 0xB, "v4": "10.2.0", "v6": "fd00:2:", "mac": "02:b0:00:00:00",
+          "lan": "serverB", "wan": "routerB", "remote_v4": "10.1.0.0/16",
+          "remote_v6": "fd00:1::/48"},
+}
+
+
+class TwoSites:
+    """Build with ``with TwoSites() as bed:``; everything is removed on exit, even on error.
+
+    Its files (config, logs) live in a temporary directory, removed too unless the
+    environment has SGGW_KEEP_BED=1.
+    """
+
+    def __init__(self, reverse_path=None, capture=None, workdir=None, token=None,
+                 extra_config=None):
+        self.id = secrets.token_hex(2)
+        self.prefix = "sg" + self.id
+        self._own_workdir = workdir is None and not os.environ.get("SGGW_KEEP_BED")
+        self.workdir = workdir or tempfile.mkdtemp(prefix="sggw-bed-")
+        self.reverse_path = dict({"max_flows": 1000}, **(reverse_path or {}))
+        self.capture = capture  # {"a": [...], "b": [...]} or None for the defaults
+        self.token = token
+        self.extra_config = extra_config or {}
+        self.hosts = {}
+        self._undo = contextlib.ExitStack()
+        self.ovs = self.controller = self.endpoint = None
+
+    # --- names ------------------------------------------------------------------------------
+
+    def bridge(self, site):
+        return "%s%s" % (self.prefix, site)  # also the name of its LOCAL tap device
+
+    def dp_name(self, site):
+        return "site-" + site
+
+    def __getitem__(self, name):
+        return self.hosts[name]
+
+    # --- life cycle ---------------------------------------------------------------------------
+
+    def __enter__(self):
+        try:
+            self.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    def start(self):
+        self.ovs = PrivateOvs(os.path.join(self.workdir, "ovs"))
+        self._undo.callback(self.ovs.remove)
+        self._undo.callback(self.ovs.stop)
+        self.ovs.start()
+        self.of_port, self.api_port = free_port(), free_port()
+        for site in SITES:
+            self._build_site(site)
+        ta, tb = self.prefix + "ta", self.prefix + "tb"
+        self._undo.callback(delete_link, ta)
+        veth_pair(ta, tb)
+        self.ovs.add_port(self.bridge("a"), ta, 3)
+        self.ovs.add_port(self.bridge("b"), tb, 3)
+        self._build_endpoint()
+        self.config_path = os.path.join(self.workdir, "sggw.yaml")
+        self.write_config()
+        self.controller = Controller(self.config_path, self.api_port,
+                                     os.path.join(self.workdir, "controller.log"),
+                                     token=self.token)
+        self._undo.callback(lambda: self.controller.stop())
+        self.controller.start()
+        self.controller.wait_programmed()
+        return self
+
+    def stop(self):
+        # daemons first (by PID), so nothing holds the devices being deleted
+        if self.controller is not None:
+            self.controller.stop()
+        if self.ovs is not None:
+            self.ovs.stop()
+        self._undo.close()
+        if self._own_workdir:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def _namespace(self, name):
+        ns = Namespace("%s-%s" % (self.prefix, name))
+        self._undo.callback(ns.delete)
+        return ns
+
+    def _build_site(self, site):
+        spec = SITES[site]
+        bridge = self.bridge(site)
+        self.ovs.add_bridge(bridge, spec["dp_id"], self.of_port)
+        self.ovs.vsctl("set", "bridge", bridge, "other-config:hwaddr=%s:02" % spec["mac"])
+        for role, name, last, port in (("lan", spec["lan"], 10, 1), ("wan", spec["wan"], 1, 2)):
+            ns = self._namespace(name)
+            outside = "%s%s%s" % (self.prefix, site, role[0])
+            mac = "%s:%02x" % (spec["mac"], last)
+            veth_to_namespace(outside, ns, mac=mac)
+            self.ovs.add_port(bridge, outside, port)
+            v4, v6 = "%s.%d" % (spec["v4"], last), "%s:%x" % (spec["v6"], last)
+            add_address(ns, v4 + "/24")
+            add_address(ns, v6 + "/64")
+            if role == "lan":
+                ns.run("ip", "route", "add", "default", "via", spec["v4"] + ".1")
+                ns.run("ip", "-6", "route", "add", "default", "via", spec["v6"] + ":1")
+            self.hosts[name] = Host(ns, mac, v4, v6, port, outside)
+        if site == "a":
+            add_address(self.hosts["routerA"].ns, FAR_V4 + "/32", "lo")
+
+    def _build_endpoint(self):
+        """Bridge A's LOCAL port, moved into its own namespace: the endpoint's one IP."""
+        ns = self._namespace("endpoint")
+        tap = self.bridge("a")
+        run("ip", "link", "set", tap, "netns", ns.name)
+        ns.run("ethtool", "-K", tap, "tx", "off")
+        ns.run("ip", "link", "set", tap, "up")
+        add_address(ns, "10.1.0.2/24", tap)
+        ns.run("ip", "route", "add", "default", "dev", tap)  # on-link: no gateway
+        self.endpoint = Host(ns, SITES["a"]["mac"] + ":02", "10.1.0.2", None, "LOCAL", tap)
+        self.hosts["endpoint"] = self.endpoint
+
+    def config(self):
+        """The YAML config the controller runs with (as a dict)."""
+        datapaths = {}
+        for site, spec in SITES.items():
+            default = [{"name": "to-remote", "ipv4_dst": spec["remote_v4"]},
+                       {"name": "to-remote-v6", "ipv6_dst": spec["remote_v6"]}]
+            dp = {
+                "dp_id": spec["dp_id"],
+                "ports": {"lan": [self.hosts[spec["lan"]].outside],
+                          "wan": self.hosts[spec["wan"]].outside,
+                          "tunnel": "%st%s" % (self.prefix, site)},
+                "reverse_path": dict(self.reverse_path),
+                "capture": (self.capture or {}).get(site, default),
+            }
+            if site == "a":
+                dp["local_ip"] = "10.1.0.2/24"
+            datapaths[self.dp_name(site)] = dp
+        cfg = {"openflow": {"port": self.of_port}, "api": {"port": self.api_port},
+               "ovsdb": self.ovs.db, "datapaths": datapaths}
+        if self.token:
+            cfg["api"]["token"] = self.token
+        cfg.update(self.extra_config)
+        return cfg
+
+    def write_config(self):
+        with open(self.config_path, "w") as handle:
+            yaml.safe_dump(self.config(), handle, sort_keys=False)
+
+    # --- conveniences -------------------------------------------------------------------------
+
+    def warm_up(self):
+        """Every host talks to its gateway once, as hosts on a LAN do: the data plane learns
+        their MACs and addresses (so later tests see no unknown neighbour)."""
+        for lan, gw in (("hostA", "routerA"), ("serverB", "routerB")):
+            self[lan].ping(self[gw].ipv4, count=1)
+            self[lan].ping(self[gw].ipv6, count=1)
+
+    def flows(self, site, table=None):
+        return self.ovs.flows(self.bridge(site), table)
