@@ -1,0 +1,236 @@
+"""The core on the real switch: capture into the tunnel, replies by learned reverse paths,
+the transparent wire, healing, the endpoint's own traffic, and a controller restart.
+
+Every check looks at real packets (tcpdump in the namespaces) or at what a user sees
+(ping, sockets, the REST API, ``ovs-ofctl dump-flows``).
+"""
+import subprocess
+import sys
+import time
+
+import pytest
+from scapy.layers.inet import ICMP, IP
+from scapy.layers.inet6 import ICMPv6EchoReply, IPv6
+from scapy.layers.l2 import ARP, Dot1Q, Ether
+
+from testbed.inject import inject
+from testbed.proc import run, wait_for
+from testbed.sniff import Sniffer
+from testbed.topology import FAR_V4
+
+ECHO = [sys.executable, "-m", "testbed.echo"]
+
+
+@pytest.fixture
+def no_packet_ins(bed):
+    """The test's traffic must not reach the controller."""
+    before = {site: bed.controller.packet_ins(bed.dp_name(site)) for site in "ab"}
+    yield
+    after = {site: bed.controller.packet_ins(bed.dp_name(site)) for site in "ab"}
+    assert after == before, "packet-ins during the test: %s -> %s" % (before, after)
+
+
+@pytest.fixture(scope="module")
+def echo_servers(bed):
+    """TCP (5001) and UDP (5002) echo services on serverB."""
+    procs = []
+    for proto, port in (("tcp", 5001), ("udp", 5002)):
+        proc = bed["serverB"].popen(*ECHO, "serve", proto, port, stdout=subprocess.PIPE,
+                                    text=True)
+        assert proc.stdout.readline().strip() == "ready"
+        procs.append(proc)
+    yield
+    for proc in procs:
+        proc.kill()
+        proc.wait()
+
+
+def ask(host, proto, address, port, message):
+    return host.run(*ECHO, "ask", proto, address, port, message, timeout=15).strip()
+
+
+def from_host(packets, ip):
+    return [p for p in packets
+            if (IP in p and p[IP].src == ip) or (IPv6 in p and p[IPv6].src == ip)]
+
+
+def test_ping_replies_come_back_from_the_gateway_mac(bed, no_packet_ins):
+    host, server, router = bed["hostA"], bed["serverB"], bed["routerA"]
+    with Sniffer(host.ns, bpf="icmp or icmp6") as at_host, \
+            Sniffer(router.ns, bpf="icmp or icmp6") as at_router:
+        host.ping(server.ipv4, count=3)
+        host.ping(server.ipv6, count=3)
+    replies4 = [p for p in from_host(at_host.packets, server.ipv4) if p[ICMP].type == 0]
+    replies6 = [p for p in from_host(at_host.packets, server.ipv6) if ICMPv6EchoReply in p]
+    assert len(replies4) == 3 and len(replies6) == 3
+    for reply in replies4 + replies6:
+        assert (reply[Ether].dst, reply[Ether].src) == (host.mac, router.mac)
+    # captured traffic goes into the tunnel, never to the router
+    assert not [p for p in at_router.packets
+                if (IP in p and p[IP].dst == server.ipv4) or (IPv6 in p and p[IPv6].dst ==
+                                                              server.ipv6)]
+
+
+def test_tcp_and_udp_exchanges_learn_visible_reverse_flows(bed, echo_servers, no_packet_ins):
+    host, server, router = bed["hostA"], bed["serverB"], bed["routerA"]
+    with Sniffer(host.ns, bpf="tcp port 5001 or udp port 5002") as cap:
+        for proto, port in (("tcp", 5001), ("udp", 5002)):
+            for address in (server.ipv4, server.ipv6):
+                message = "hello %s %s" % (proto, address)
+                assert ask(host, proto, address, port, message) == message
+    replies = from_host(cap.packets, server.ipv4) + from_host(cap.packets, server.ipv6)
+    assert len(replies) >= 6  # SYN-ACK, data, FIN... per TCP exchange; one per UDP
+    for reply in replies:
+        assert (reply[Ether].dst, reply[Ether].src) == (host.mac, router.mac)
+
+    def learned(proto, port):
+        return [f for f in bed.flows("a", 20)
+                if proto in f.flags and f.fields.get("tp_src") == str(port)]
+    # UDP paths stay (idle timeout 60 s) and count the replies they carried
+    udp = wait_for(lambda: [f for f in learned("udp", 5002) if f.n_packets > 0]
+                   + [f for f in learned("udp6", 5002) if f.n_packets > 0], 5,
+                   what="udp reverse flows with counters")
+    assert {f.fields.get("nw_src", f.fields.get("ipv6_src")) for f in udp} == \
+        {server.ipv4, server.ipv6}
+
+
+def test_tcp_reverse_path_ends_early_after_fin(bed, echo_servers):
+    host, server = bed["hostA"], bed["serverB"]
+    assert ask(host, "tcp", server.ipv4, 5001, "bye") == "bye"
+    # the bed's fin_idle_timeout is 2 s while idle_timeout is 60 s
+    wait_for(lambda: not [f for f in bed.flows("a", 20)
+                          if "tcp" in f.flags and f.fields.get("tp_src") == "5001"], 8,
+             what="TCP reverse flow gone after FIN")
+
+
+def test_wire_traffic_is_bridged_untouched_also_tagged(bed, no_packet_ins):
+    host, router = bed["hostA"], bed["routerA"]
+    with Sniffer(router.ns, bpf="icmp") as cap:
+        host.ping(router.ipv4, count=2)
+    requests = [p for p in from_host(cap.packets, host.ipv4) if p[ICMP].type == 8]
+    assert len(requests) == 2
+    assert all((p[Ether].src, p[Ether].dst) == (host.mac, router.mac) for p in requests)
+
+    # tagged frames (this kernel has no 8021q module, so they are made by hand)
+    unicast = Ether(src=host.mac, dst=router.mac) / Dot1Q(vlan=100, prio=3) / IP(
+        src="10.100.0.10", dst="10.100.0.1") / ICMP(id=7, seq=1) / b"tagged"
+    broadcast = Ether(src=host.mac, dst="ff:ff:ff:ff:ff:ff") / Dot1Q(vlan=100) / ARP(
+        hwsrc=host.mac, psrc="10.100.0.10", pdst="10.100.0.1")
+    with Sniffer(router.ns, bpf="vlan 100") as cap:
+        inject(host.ns, [unicast, broadcast])
+    got = [bytes(p) for p in cap.packets]
+    assert got == [bytes(unicast), bytes(broadcast)]  # byte for byte, tag and all
+
+
+def gratuitous_arp(router, mac):
+    frame = Ether(src=mac, dst="ff:ff:ff:ff:ff:ff") / ARP(
+        op=1, hwsrc=mac, psrc=router.ipv4, hwdst="00:00:00:00:00:00", pdst=router.ipv4)
+    inject(router.ns, [frame])
+
+
+def set_router_mac(bed, mac):
+    host, router = bed["hostA"], bed["routerA"]
+    router.run("ip", "link", "set", "eth0", "address", mac)
+    time.sleep(1.1)  # Linux ignores ARP updates within 1 s (locktime) of the last one
+    gratuitous_arp(router, mac)
+    wait_for(lambda: any(n.get("dst") == router.ipv4 and n.get("lladdr") == mac
+                         for n in host.neighbours()), 5, what="hostA learns %s" % mac)
+
+
+def test_gateway_mac_change_heals_with_the_next_packet(bed, no_packet_ins):
+    host, server, router = bed["hostA"], bed["serverB"], bed["routerA"]
+    new_mac = "02:a0:00:00:00:99"
+    try:
+        set_router_mac(bed, new_mac)
+        with Sniffer(host.ns, bpf="icmp and src host %s" % server.ipv4) as cap:
+            host.ping(server.ipv4, count=4, interval=0.2)
+        sources = [p[Ether].src for p in cap.packets]
+        assert len(sources) == 4
+        # the first request re-points the reverse path; its own reply may still race the
+        # datapath cache (OVS revalidates within milliseconds), every later one follows
+        assert sources[0] in (router.mac, new_mac)
+        assert sources[1:] == [new_mac] * 3
+    finally:
+        set_router_mac(bed, router.mac)
+        host.ping(server.ipv4, count=1)  # and point the learned state back
+
+
+def test_remotely_initiated_traffic_reaches_the_local_host(bed, no_packet_ins):
+    host, server, router = bed["hostA"], bed["serverB"], bed["routerA"]
+    host.ping(FAR_V4, count=1)  # hostA's routed traffic shows site A its gateway's MAC
+    with Sniffer(host.ns, bpf="icmp") as cap:
+        server.ping(host.ipv4, count=3)
+    requests = [p for p in from_host(cap.packets, server.ipv4) if p[ICMP].type == 8]
+    assert len(requests) == 3
+    # delivered to hostA's MAC, from its gateway's MAC
+    assert all((p[Ether].dst, p[Ether].src) == (host.mac, router.mac) for p in requests)
+
+
+def test_unknown_neighbour_is_probed_then_delivered(bed):
+    host, server = bed["hostA"], bed["serverB"]
+    for table in (20, 22):  # site B forgets its hosts and every reverse path to them
+        bed.ovs.ofctl("del-flows", bed.bridge("b"), "table=%d" % table)
+    punted = bed.controller.packet_ins("site-b")
+    # the first packets find no neighbour: counted, punted (metered), and a probe goes out
+    assert host.ping(server.ipv4, count=4, interval=0.5) >= 2
+    assert bed.controller.packet_ins("site-b") > punted
+    assert bed.controller.get("/v1/switches/site-b")["neighbour_probes"] >= 1
+    sample = 'sggw_unknown_neighbour_packets_total{datapath="site-b"}'
+    wait_for(lambda: metric(bed.controller.call("GET", "/metrics")[1], sample) > 0, 5,
+             what="unknown-neighbour counter (OVS pushes flow stats about every second)")
+    assert [f for f in bed.flows("b", 22) if f.fields.get("nw_dst") == server.ipv4]
+
+
+def test_endpoint_reaches_off_subnet_address_without_gateway_route(bed, no_packet_ins):
+    endpoint, host, router = bed.endpoint, bed["hostA"], bed["routerA"]
+    assert not [r for r in endpoint.routes() if "gateway" in r]
+    host.ping(FAR_V4, count=1)  # a LAN host's routed packet shows the gateway's MAC
+    assert endpoint.ping(FAR_V4, count=3) == 3
+    entry = [n for n in endpoint.neighbours() if n.get("dst") == FAR_V4]
+    assert entry and entry[0]["lladdr"] == router.mac
+
+
+def metric(text, name):
+    """The value of sample ``name`` (with its labels) in Prometheus text."""
+    values = [float(line.split()[-1]) for line in text.splitlines() if line.startswith(name + " ")]
+    assert len(values) == 1, "%s: %s" % (name, values)
+    return values[0]
+
+
+def learned_through(bed, site, port):
+    return [f for f in bed.flows(site) if f.cookie >> 44 == 0x53671
+            and f.cookie & 0xFFFFFFFF == port]
+
+
+def test_port_down_flushes_what_was_learned_through_it(bed):
+    host, server = bed["hostA"], bed["serverB"]
+    host.ping(server.ipv4, count=1)
+    assert learned_through(bed, "a", host.port)
+    assert learned_through(bed, "a", bed["routerA"].port)
+    run("ip", "link", "set", host.outside, "down")
+    try:
+        wait_for(lambda: not learned_through(bed, "a", host.port), 5,
+                 what="flows learned through hostA's port flushed")
+        assert learned_through(bed, "a", bed["routerA"].port)  # others stay
+    finally:
+        run("ip", "link", "set", host.outside, "up")
+    wait_for(lambda: host.ping(server.ipv4, count=1, check=False), 10, what="ping again")
+
+
+def test_controller_restart_loses_no_packet_and_changes_no_flow(bed):
+    host, server = bed["hostA"], bed["serverB"]
+    before = {site: bed.ovs.static_flows(bed.bridge(site)) for site in "ab"}
+    pinger = host.popen("ping", "-n", "-i", "0.05", "-c", "160", server.ipv4,
+                        stdout=subprocess.PIPE, text=True)
+    time.sleep(1)
+    bed.controller.stop(kill=True)
+    time.sleep(1.5)  # the switch runs alone: flows stay, learning goes on
+    bed.controller.start()
+    bed.controller.wait_programmed()
+    out, _ = pinger.communicate(timeout=30)
+    assert "160 packets transmitted, 160 received" in out, out
+    after = {site: bed.ovs.static_flows(bed.bridge(site)) for site in "ab"}
+    assert after == before
+    for site in "ab":
+        sync = bed.controller.get("/v1/switches/" + bed.dp_name(site))["last_sync"]
+        assert (sync["added"], sync["removed"]) == (0, 0), sync

@@ -1,0 +1,50 @@
+"""The deployment files: docker-compose.yml (checked with Debian's docker-compose, since no
+Docker engine runs here) and the example config."""
+import os
+import shutil
+import subprocess
+
+import pytest
+import yaml
+
+from app import config
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture(scope="module")
+def compose():
+    if shutil.which("docker-compose") is None:
+        pytest.fail("docker-compose is not installed (scripts/setup-env installs it)")
+    done = subprocess.run(["docker-compose", "-f", os.path.join(ROOT, "docker-compose.yml"),
+                           "config"], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    return yaml.safe_load(done.stdout)
+
+
+def test_compose_has_an_ovs_and_a_controller_service(compose):
+    assert set(compose["services"]) == {"ovs", "controller"}
+    assert compose["services"]["ovs"]["build"]["target"] == "ovs"
+    assert compose["services"]["controller"]["build"]["target"] == "controller"
+
+
+def test_controller_finds_its_config_and_the_switch_database(compose):
+    ctl, ovs = compose["services"]["controller"], compose["services"]["ovs"]
+    mounts = {v.split(":")[1]: v for v in ctl["volumes"]}
+    assert ctl["environment"]["SGGW_CONFIG"] in mounts
+    assert mounts[ctl["environment"]["SGGW_CONFIG"]].endswith(":ro")
+    shared = {v.split(":")[0] for v in ctl["volumes"]} & {v.split(":")[0] for v in ovs["volumes"]}
+    assert "ovs-run" in shared  # ovs-vsctl in the controller reaches db.sock
+
+
+def test_listeners_stay_on_the_hosts_loopback(compose):
+    # host networking: the app's 127.0.0.1 defaults are the host's loopback, nothing published
+    for service in compose["services"].values():
+        assert service["network_mode"] == "host"
+        assert "ports" not in service
+
+
+def test_example_config_is_valid():
+    cfg = config.load(os.path.join(ROOT, "sggw.example.yaml"))
+    assert cfg.api.host == "127.0.0.1" and cfg.openflow.host == "127.0.0.1"
+    assert list(cfg.datapaths) == ["site-a"]
