@@ -1,0 +1,24 @@
+# Two images from one file: `ovs` (ovsdb-server + ovs-vswitchd) and `controller` (sggw).
+FROM debian:12-slim AS ovs
+RUN apt-get update && apt-get install -y --no-install-recommends openvswitch-switch \
+    && rm -rf /var/lib/apt/lists/*
+COPY docker/ovs-start /usr/local/bin/ovs-start
+CMD ["ovs-start"]
+
+FROM debian:12-slim AS controller
+RUN apt-get update && apt-get install -y --no-install-recommends \
+        python3 python3-venv openvswitch-common iproute2 \
+    && rm -rf /var/lib/apt/lists/*
+WORKDIR /opt/sggw
+COPY setup.cfg pyproject.toml README.md ./
+COPY scripts/ scripts/
+COPY app/ app/
+COPY flows/ flows/
+# the same recipe as on a host: pinned Ryu 4.34 venv plus the eventlet compatibility hook
+RUN python3 -m venv .venv \
+    && PIP_CONSTRAINT=scripts/constraints.txt PIP_BUILD_CONSTRAINT=scripts/constraints.txt \
+       .venv/bin/pip install --no-cache-dir . \
+    && printf '%s\nimport app.eventlet_compat\n' /opt/sggw \
+       > "$(.venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/sggw-eventlet-compat.pth"
+ENV PATH=/opt/sggw/.venv/bin:$PATH SGGW_CONFIG=/etc/sggw/sggw.yaml
+CMD ["ryu-manager", "app/sggw_app.py"]
