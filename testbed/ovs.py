@@ -13,6 +13,7 @@ from flows import tables
 from testbed.proc import alive, run, stop_pid, wait_for, wait_gone
 
 SCHEMA = "/usr/share/openvswitch/vswitch.ovsschema"
+NETDEV_TAP = "ovs-netdev"
 
 
 class PrivateOvs:
@@ -34,6 +35,14 @@ class PrivateOvs:
             self.pids[name] = int(handle.read().strip())
 
     def start(self):
+        # Every userspace datapath on a machine opens a tap named "ovs-netdev": two private
+        # vswitchds cannot run at once. Allow a moment for a previous one's to go away.
+        try:
+            wait_for(lambda: not os.path.exists("/sys/class/net/" + NETDEV_TAP), 5,
+                     what="the previous ovs-netdev device to go away")
+        except TimeoutError:
+            raise RuntimeError("another ovs-vswitchd with a userspace datapath runs on this "
+                               "machine (device %s exists): stop it first" % NETDEV_TAP) from None
         os.makedirs(self.rundir, exist_ok=True)
         conf = os.path.join(self.rundir, "conf.db")
         if os.path.exists(conf):

@@ -14,6 +14,8 @@ import contextlib
 import os
 import secrets
 import shutil
+import subprocess
+import sys
 import tempfile
 
 import yaml
@@ -92,7 +94,6 @@ class TwoSites:
 
     def start(self):
         self.ovs = PrivateOvs(os.path.join(self.workdir, "ovs"))
-        self._undo.callback(self.ovs.remove)
         self._undo.callback(self.ovs.stop)
         self.ovs.start()
         self.of_port, self.api_port = free_port(), free_port()
@@ -198,6 +199,21 @@ class TwoSites:
         for lan, gw in (("hostA", "routerA"), ("serverB", "routerB")):
             self[lan].ping(self[gw].ipv4, count=1)
             self[lan].ping(self[gw].ipv6, count=1)
+
+    def exchange(self, proto, address, port=5003, client="hostA", server="serverB"):
+        """One request/response (``proto`` tcp or udp) to ``address`` on a fresh echo server;
+        raises AssertionError unless the echo came back."""
+        echo = [sys.executable, "-m", "testbed.echo"]
+        proc = self[server].popen(*echo, "serve", proto, port, "--count", 1,
+                                  stdout=subprocess.PIPE, text=True)
+        try:
+            assert proc.stdout.readline().strip() == "ready"
+            message = "x-%s-%s" % (proto, port)
+            out = self[client].run(*echo, "ask", proto, address, port, message, timeout=15)
+            assert out.strip() == message, out
+        finally:
+            proc.kill()
+            proc.wait()
 
     def flows(self, site, table=None):
         return self.ovs.flows(self.bridge(site), table)
