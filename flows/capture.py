@@ -1,10 +1,24 @@
-"""Turn a capture rule (or a mirror filter) into OpenFlow matches.
+"""Capture rules as flows, and rules (or mirror filters) as OpenFlow matches.
 
 One rule can become several matches: one per ingress port it names and per IP version it
 covers. Matches are written in the canonical form OVS reports back (no mask on a full
 prefix, no field for a /0), so the controller can compare them with the switch's flows.
 """
-from flows.ofp import ETH_TYPE_IP, ETH_TYPE_IPV6, IPPROTO_TCP, OFPVID_PRESENT
+from flows import tables
+from flows.ofp import ETH_TYPE_IP, ETH_TYPE_IPV6, IPPROTO_TCP, OFPVID_PRESENT, flow, match
+from flows.tables import CAPTURE, CAPTURE_LEARN, REG_OUT
+
+# Rules keep their place by id (config rules 1.., REST rules from 1001 in creation order):
+# adding or removing one never moves another.
+CAPTURE_TOP_PRIORITY = 65000
+
+
+def rule_flows(rule, ports):
+    """The CAPTURE flows of one rule: matching packets that no reverse path claimed go to
+    CAPTURE_LEARN, which learns their way back and sends them into the tunnel."""
+    return [flow(CAPTURE, CAPTURE_TOP_PRIORITY - rule.id, match(**{REG_OUT: 0}, **fields),
+                 goto=CAPTURE_LEARN, cookie=tables.cookie(tables.KIND_CAPTURE, rule.id))
+            for fields in rule_matches(rule, ports)]
 
 
 def _prefix(net):

@@ -1,11 +1,14 @@
-"""Build a datapath's whole static pipeline from its config and the switch's ports.
+"""Build a datapath's base pipeline from its config and the switch's ports.
 
-``flows(dp, ports)`` returns every flow sggw installs (all with sggw cookies) and
-``meters()`` the meters they use. The tables and registers are described in
-:mod:`flows.tables`; this module only fills them. Pure: no I/O, no Ryu event loop.
+``flows(dp, ports, hooks)`` returns every flow of the pipeline's skeleton (all with sggw
+cookies) and ``meters()`` the meters they use; each capture rule and mirror session adds its
+own flows (:mod:`flows.capture`, :mod:`flows.mirror`). The tables and registers are described
+in :mod:`flows.tables`; this module only fills them. Pure: no I/O, no Ryu event loop.
 """
+from dataclasses import dataclass
+
 from flows import learn, tables
-from flows.capture import rule_matches
+from flows.mirror import copy_flows, hook_action
 from flows.ofp import (
     ETH_TYPE_ARP, ETH_TYPE_IP, ETH_TYPE_IPV6, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP,
     MULTICAST_BIT, OFPP_CONTROLLER, OFPP_IN_PORT, UNICAST, ZERO_MAC, flow, load_out_port,
@@ -15,48 +18,76 @@ from flows.tables import (
     LOCAL_IN, MAC, NEIGH, REG_FROM_TUNNEL, REG_OUT, REG_SCRATCH, REVERSE, TUNNEL_IN,
     TUNNEL_MISS)
 
-PUNT_METER_ID = 1  # caps packet-ins for unknown neighbours
+PUNT_METER_ID = tables.METER_PUNT  # caps packet-ins for unknown neighbours
 PUNT_PPS = 50
 PUNT_MAX_LEN = 128  # enough for the headers the controller needs to send a probe
-CAPTURE_PRIORITY_BASE = 100
 ND_TYPES = range(133, 138)  # router/neighbour solicitation/advertisement, redirect
 _FAMILIES = ((4, ETH_TYPE_IP), (6, ETH_TYPE_IPV6))
+
+
+@dataclass(frozen=True)
+class Hooks:
+    """Where mirror sessions attach: ports whose received (rx) or transmitted (tx) packets
+    are copied, and the analyzer ports that only carry copies."""
+
+    rx: frozenset = frozenset()
+    tx: frozenset = frozenset()
+    analyzers: frozenset = frozenset()
+
+
+NO_HOOKS = Hooks()
 
 
 def meters():
     return [meter_mod(PUNT_METER_ID, PUNT_PPS)]
 
 
-def flows(dp, ports):
-    """Every static flow for datapath config ``dp`` on a switch with ``ports`` (PortMap)."""
-    return (ingress(dp, ports) + local_in(dp, ports) + capture(dp, ports)
+def flows(dp, ports, hooks=NO_HOOKS):
+    """The skeleton for datapath config ``dp`` on a switch with ``ports`` (PortMap)."""
+    return (ingress(dp, ports, hooks) + local_in(dp, ports) + capture(dp, ports)
             + capture_learn(dp, ports) + l2(ports) + tunnel_in(dp, ports)
-            + arp_proxy(dp) + egress(ports))
+            + arp_proxy(dp, ports, hooks) + egress(ports, hooks) + copy_flows())
 
 
-def ingress(dp, ports):
+def _rx(port, hooks):
+    """The actions copying what ``port`` received, if a session wants it (first thing)."""
+    return [hook_action("rx", port)] if port in hooks.rx else []
+
+
+def _tx(port, hooks):
+    """The actions copying what was just sent out of ``port``, if a session wants it."""
+    return [hook_action("tx", port)] if port in hooks.tx else []
+
+
+def ingress(dp, ports, hooks=NO_HOOKS):
     """Classify by in_port; wire ports learn MAC, IP neighbour and (with local_ip) gateway."""
     out = [flow(INGRESS, 0),  # a port sggw does not know: drop
            # a group address is never a frame's source: drop before it poisons MAC learning
            flow(INGRESS, 200, match(eth_src=MULTICAST_BIT))]
+    # analyzer ports carry only copies: whatever arrives on them is dropped
+    out += [flow(INGRESS, 210, match(in_port=port)) for port in sorted(hooks.analyzers)]
+    # a mirrored port with no role: copy what it receives, forward nothing
+    out += [flow(INGRESS, 100, match(in_port=port), _rx(port, hooks))
+            for port in sorted(hooks.rx - set(ports.all))]
     subnet = _subnet(dp)
     for port in ports.wire:
+        rx = _rx(port, hooks)
         mac = learn.mac(port)
-        v4 = [mac, learn.neighbour(port, 4)]
+        v4 = rx + [mac, learn.neighbour(port, 4)]
         out += [
-            flow(INGRESS, 100, match(in_port=port), [mac], goto=LOCAL_IN),
+            flow(INGRESS, 100, match(in_port=port), rx + [mac], goto=LOCAL_IN),
             flow(INGRESS, 110, match(in_port=port, eth_type=ETH_TYPE_ARP),
-                 [mac, learn.neighbour(port, 4, from_arp=True)], goto=LOCAL_IN),
+                 rx + [mac, learn.neighbour(port, 4, from_arp=True)], goto=LOCAL_IN),
             flow(INGRESS, 110, match(in_port=port, eth_type=ETH_TYPE_IP), v4, goto=LOCAL_IN),
             flow(INGRESS, 110, match(in_port=port, eth_type=ETH_TYPE_IPV6),
-                 [mac, learn.neighbour(port, 6)], goto=LOCAL_IN),
+                 rx + [mac, learn.neighbour(port, 6)], goto=LOCAL_IN),
             # unspecified sources (DHCP, ARP probes, DAD) are nobody's address
             flow(INGRESS, 120, match(in_port=port, eth_type=ETH_TYPE_ARP, arp_spa="0.0.0.0"),
-                 [mac], goto=LOCAL_IN),
+                 rx + [mac], goto=LOCAL_IN),
             flow(INGRESS, 120, match(in_port=port, eth_type=ETH_TYPE_IP, ipv4_src="0.0.0.0"),
-                 [mac], goto=LOCAL_IN),
+                 rx + [mac], goto=LOCAL_IN),
             flow(INGRESS, 120, match(in_port=port, eth_type=ETH_TYPE_IPV6, ipv6_src="::"),
-                 [mac], goto=LOCAL_IN),
+                 rx + [mac], goto=LOCAL_IN),
         ]
         if subnet is None or port == ports.local:
             # the endpoint's own packets carry the gateway MAC the proxy ARP gave it: learning
@@ -76,7 +107,8 @@ def ingress(dp, ports):
                 flow(INGRESS, 113, routed, v4 + [learn_gw], goto=LOCAL_IN)]
     if ports.tunnel is not None:
         out.append(flow(INGRESS, 100, match(in_port=ports.tunnel),
-                        [set_field(**{REG_FROM_TUNNEL: 1})], goto=TUNNEL_IN))
+                        _rx(ports.tunnel, hooks) + [set_field(**{REG_FROM_TUNNEL: 1})],
+                        goto=TUNNEL_IN))
     return out
 
 
@@ -98,15 +130,10 @@ def local_in(dp, ports):
 
 
 def capture(dp, ports):
-    """Capture rules in config order (first rule, highest priority), if no reverse path hit."""
-    out = [flow(CAPTURE, 0, goto=EGRESS),  # the reverse lookup decided REG_OUT
-           flow(CAPTURE, 1, match(**{REG_OUT: 0}), goto=L2)]
-    for index, rule in enumerate(dp.capture):
-        priority = CAPTURE_PRIORITY_BASE + len(dp.capture) - index
-        out += [flow(CAPTURE, priority, match(**{REG_OUT: 0}, **fields), goto=CAPTURE_LEARN,
-                     cookie=tables.cookie(tables.KIND_CAPTURE, index))
-                for fields in rule_matches(rule, ports)]
-    return out
+    """What the capture rules (flows.capture) fall back to: a reverse-path hit goes out,
+    anything else to the wire."""
+    return [flow(CAPTURE, 0, goto=EGRESS),  # the reverse lookup decided REG_OUT
+            flow(CAPTURE, 1, match(**{REG_OUT: 0}), goto=L2)]
 
 
 def _reverse_variants(dp):
@@ -176,7 +203,7 @@ def tunnel_in(dp, ports):
     return out
 
 
-def arp_proxy(dp):
+def arp_proxy(dp, ports, hooks=NO_HOOKS):
     """Answer the endpoint's ARP for off-subnet addresses with the learned gateway MAC."""
     if _subnet(dp) is None:
         return []
@@ -194,15 +221,15 @@ def arp_proxy(dp):
             move("eth_src", "arp_sha", 48),
         ], goto=ARP_REPLY),
         flow(ARP_REPLY, 1, match(eth_src=ZERO_MAC)),  # no gateway learned yet: drop
-        flow(ARP_REPLY, 0, actions=[output(OFPP_IN_PORT)]),
+        flow(ARP_REPLY, 0, actions=[output(OFPP_IN_PORT)] + _tx(ports.local, hooks)),
     ]
 
 
-def egress(ports):
+def egress(ports, hooks=NO_HOOKS):
     """Output to REG_OUT; never back out of the port a packet came in on."""
     out = [flow(EGRESS, 0)]
     for port in ports.all:
-        out += [flow(EGRESS, 10, match(**{REG_OUT: port}), [output(port)]),
+        out += [flow(EGRESS, 10, match(**{REG_OUT: port}), [output(port)] + _tx(port, hooks)),
                 flow(EGRESS, 20, match(**{REG_OUT: port}, in_port=port))]
     return out
 

@@ -13,6 +13,7 @@ class PortMap:
     tunnel: int = None
     missing: tuple = ()  # (role, ref) pairs the switch does not have
     refs: tuple = ()  # (config ref, port number) pairs, for select()
+    switch_ports: tuple = ()  # (port number, name) of every port on the switch
     local: int = OFPP_LOCAL
 
     @property
@@ -45,6 +46,23 @@ class PortMap:
                 out.append(dict(self.refs)[ref])
         return tuple(dict.fromkeys(out))
 
+    def lookup(self, ref):
+        """The number of switch port ``ref`` (a number or an interface name), or None."""
+        for number, name in self.switch_ports:
+            if ref == number or ref == name:
+                return number
+        return None
+
+    def expand(self, ref):
+        """Port numbers for a mirror source: a role's ports, or the one port ``ref`` names."""
+        if ref == "lan":
+            return self.lan
+        if ref in ("wan", "tunnel", "local"):
+            port = getattr(self, ref)
+            return (port,) if port is not None else ()
+        port = self.lookup(ref)
+        return (port,) if port is not None else ()
+
 
 def resolve(ports_cfg, switch_ports):
     """Map ``ports_cfg`` (config.Ports) onto ``switch_ports`` ({port_no: name})."""
@@ -62,4 +80,5 @@ def resolve(ports_cfg, switch_ports):
     lan = tuple(no for no in (find("lan", ref) for ref in ports_cfg.lan) if no is not None)
     wan = find("wan", ports_cfg.wan) if ports_cfg.wan is not None else None
     tunnel = find("tunnel", ports_cfg.tunnel) if ports_cfg.tunnel is not None else None
-    return PortMap(lan=lan, wan=wan, tunnel=tunnel, missing=tuple(missing), refs=tuple(refs))
+    return PortMap(lan=lan, wan=wan, tunnel=tunnel, missing=tuple(missing), refs=tuple(refs),
+                   switch_ports=tuple(sorted(switch_ports.items())))

@@ -63,5 +63,3 @@ def packet_out(frame, ports):
     return parser.OFPPacketOut(datapath=None, buffer_id=ofp.OFP_NO_BUFFER,
                                in_port=OFPP_CONTROLLER, actions=[output(p) for p in ports],
                                data=frame)
-
-

@@ -1,42 +1,46 @@
-"""Compare the flows sggw wants with the flows a switch has, and say what to change.
+"""Compare the state sggw wants with what a switch has, and say what to change.
 
-A flow is identified by (table, priority, match), as OpenFlow does. Desired flows are put
-into the form the switch reports (serialize, then parse back) so that an unchanged flow
-compares equal and a reconnect changes nothing. Pure functions.
+Flows are identified by (table, priority, match) as OpenFlow does, groups and meters by id.
+Everything is compared in the form the switch reports it (serialized, parsed back by Ryu,
+serialized again), so an unchanged flow compares equal and a reconnect changes nothing.
+
+Two entry points, both pure: :func:`from_switch` compares a whole plan with the switch's
+dumps (on connect), :func:`incremental` compares a new plan with the parts sggw installed
+last time, building only the parts whose inputs changed (a REST call).
 """
+from dataclasses import dataclass, field
+
 from ryu.ofproto import ofproto_v1_3 as ofp
 from ryu.ofproto import ofproto_v1_3_parser as parser
 
 from flows.ofp import delete_flows
 
 
+# --- canonical forms ------------------------------------------------------------------------
+
+def _wire(items):
+    buf = bytearray()
+    for item in items:
+        item.serialize(buf, len(buf))
+    return bytes(buf)
+
+
+def _reparsed(items, parse):
+    """``items`` serialized, parsed back and serialized again: how the switch reports them."""
+    raw = _wire(items)
+    out, offset = [], 0
+    while offset < len(raw):
+        item = parse(raw, offset)
+        out.append(item)
+        offset += item.len
+    return _wire(out)
+
+
 def _canonical_match(match):
     buf = bytearray()
     match.serialize(buf, 0)
     parsed = parser.OFPMatch.parser(bytes(buf), 0)
-    return tuple(sorted((k, _hashable(v)) for k, v in parsed.items()))
-
-
-def _wire(instructions):
-    buf = bytearray()
-    for inst in instructions:
-        inst.serialize(buf, len(buf))
-    return bytes(buf)
-
-
-def _canonical_instructions(instructions):
-    """The instructions' bytes after a parse: how Ryu re-encodes what the switch reports."""
-    raw = _wire(instructions)
-    parsed, offset = [], 0
-    while offset < len(raw):
-        inst = parser.OFPInstruction.parser(raw, offset)
-        parsed.append(inst)
-        offset += inst.len
-    return _wire(parsed)
-
-
-def _hashable(value):
-    return tuple(value) if isinstance(value, list) else value
+    return tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in parsed.items()))
 
 
 def key(table_id, priority, match):
@@ -44,58 +48,169 @@ def key(table_id, priority, match):
     return (table_id, priority, _canonical_match(match))
 
 
-def flow_state(flow):
-    """(key, (cookie, instructions)) of a flow mod or a flow-stats entry."""
-    return (key(flow.table_id, flow.priority, flow.match),
-            (flow.cookie, _canonical_instructions(flow.instructions)))
+def flow_state(flow, reported=False):
+    """(key, (cookie, instructions)) of a flow mod, or of a flow-stats entry (``reported``)."""
+    instructions = (_wire(flow.instructions) if reported
+                    else _reparsed(flow.instructions, parser.OFPInstruction.parser))
+    return key(flow.table_id, flow.priority, flow.match), (flow.cookie, instructions)
 
 
-def diff(desired, installed):
-    """Flow mods that turn ``installed`` (flow stats) into ``desired`` (flow mods).
-
-    Returns (deletes, adds): strict deletes of flows sggw no longer wants, and adds of
-    flows that are missing or differ (an add replaces a flow with the same key atomically,
-    so forwarding never sees a gap). Unchanged flows produce nothing.
-    """
-    want, want_msgs = {}, {}
-    for f in desired:
-        k, state = flow_state(f)
-        want[k], want_msgs[k] = state, f
-    have = {}
-    have_entries = {}
-    for entry in installed:
-        k, state = flow_state(entry)
-        have[k] = state
-        have_entries[k] = entry
-    adds = [want_msgs[k] for k, state in want.items() if have.get(k) != state]
-    deletes = [delete_flows(table_id=k[0], cookie=have_entries[k].cookie,
-                            cookie_mask=0xFFFFFFFFFFFFFFFF, match_=have_entries[k].match,
-                            strict_priority=k[1])
-               for k in have if k not in want]
-    return deletes, adds
+def group_state(group, reported=False):
+    """(group id, (type, buckets)) of a group mod, or of a group-desc entry (``reported``)."""
+    buckets = (_wire(group.buckets) if reported
+               else _reparsed(group.buckets, parser.OFPBucket.parser))
+    return group.group_id, (group.type, buckets)
 
 
-def meter_diff(desired, installed, owned):
-    """Meter mods turning ``installed`` (meter config stats) into ``desired`` (meter mods).
+def meter_state(meter):
+    """(meter id, (flags, bands)) of a meter mod or a meter-config entry."""
+    bands = tuple((b.type, b.rate, b.burst_size) for b in meter.bands)
+    return meter.meter_id, (meter.flags, bands)
 
-    Meters carry no cookie, so sggw owns the meter ids in ``owned`` (a range): meters there
-    that it does not want are deleted, meters outside it are never touched.
-    """
-    have = {m.meter_id: m for m in installed}
-    out = []
-    for mod in desired:
-        current = have.get(mod.meter_id)
-        if current is None:
-            out.append(mod)
-        elif (current.flags, _bands(current.bands)) != (mod.flags, _bands(mod.bands)):
-            out.append(parser.OFPMeterMod(datapath=None, command=ofp.OFPMC_MODIFY,
-                                          flags=mod.flags, meter_id=mod.meter_id,
-                                          bands=mod.bands))
-    wanted = {mod.meter_id for mod in desired}
-    out += [parser.OFPMeterMod(datapath=None, command=ofp.OFPMC_DELETE, meter_id=meter_id)
-            for meter_id in have if meter_id in owned and meter_id not in wanted]
+
+# --- parts ----------------------------------------------------------------------------------
+
+@dataclass
+class State:
+    """Flows, groups and meters, each ``{id: (canonical state, message or stats entry)}``."""
+
+    flows: dict = field(default_factory=dict)
+    groups: dict = field(default_factory=dict)
+    meters: dict = field(default_factory=dict)
+
+    def merge(self, other):
+        self.flows.update(other.flows)
+        self.groups.update(other.groups)
+        self.meters.update(other.meters)
+        return self
+
+
+@dataclass
+class PartState:
+    token: object
+    state: State
+
+
+def build(planned):
+    """Build a planned part and put it in canonical form."""
+    part = planned.build()
+    state = State()
+    for flow in part.flows:
+        k, s = flow_state(flow)
+        state.flows[k] = (s, flow)
+    for group in part.groups:
+        k, s = group_state(group)
+        state.groups[k] = (s, group)
+    for meter in part.meters:
+        k, s = meter_state(meter)
+        state.meters[k] = (s, meter)
+    return PartState(planned.token, state)
+
+
+def reported(flows, groups, meters, group_ids, meter_ids):
+    """The switch's own flows (already filtered by cookie), and its groups and meters in the
+    id ranges sggw owns, as a State."""
+    state = State()
+    for entry in flows:
+        k, s = flow_state(entry, reported=True)
+        state.flows[k] = (s, entry)
+    for entry in groups:
+        if entry.group_id in group_ids:
+            k, s = group_state(entry, reported=True)
+            state.groups[k] = (s, entry)
+    for entry in meters:
+        if entry.meter_id in meter_ids:
+            k, s = meter_state(entry)
+            state.meters[k] = (s, entry)
+    return state
+
+
+# --- changes --------------------------------------------------------------------------------
+
+@dataclass
+class Changes:
+    """What to send, in order: ``meters_first`` (adds, modifies), ``bundle`` (atomically: new
+    and changed groups, removed flows, new and changed flows, removed groups), then
+    ``meters_last`` (deletes). ``undo_meters`` reverts ``meters_first`` if the bundle fails."""
+
+    meters_first: list = field(default_factory=list)
+    bundle: list = field(default_factory=list)
+    meters_last: list = field(default_factory=list)
+    undo_meters: list = field(default_factory=list)
+    added: int = 0
+    removed: int = 0
+
+    def __bool__(self):
+        return bool(self.meters_first or self.bundle or self.meters_last)
+
+
+def changes(want, have):
+    """Messages that turn State ``have`` into State ``want``."""
+    out = Changes()
+    for meter_id, (state, mod) in want.meters.items():
+        old = have.meters.get(meter_id)
+        if old is None:
+            out.meters_first.append(mod)
+            out.undo_meters.append(_meter_mod(ofp.OFPMC_DELETE, meter_id))
+        elif old[0] != state:
+            out.meters_first.append(_meter_mod(ofp.OFPMC_MODIFY, meter_id, mod))
+            out.undo_meters.append(_meter_mod(ofp.OFPMC_MODIFY, meter_id, old[1]))
+    out.meters_last = [_meter_mod(ofp.OFPMC_DELETE, meter_id)
+                       for meter_id in have.meters if meter_id not in want.meters]
+    for group_id, (state, mod) in want.groups.items():
+        old = have.groups.get(group_id)
+        if old is None:
+            out.bundle.append(mod)
+        elif old[0] != state:
+            out.bundle.append(_group_mod(ofp.OFPGC_MODIFY, group_id, mod))
+    removed = [delete_flows(table_id=k[0], cookie=entry.cookie, cookie_mask=(1 << 64) - 1,
+                            match_=entry.match, strict_priority=k[1])
+               for k, (_, entry) in have.flows.items() if k not in want.flows]
+    added = [mod for k, (state, mod) in want.flows.items()
+             if have.flows.get(k, (None,))[0] != state]
+    out.bundle += removed + added
+    out.bundle += [_group_mod(ofp.OFPGC_DELETE, group_id)
+                   for group_id in have.groups if group_id not in want.groups]
+    out.added, out.removed = len(added), len(removed)
     return out
 
 
-def _bands(bands):
-    return tuple((b.type, b.rate, b.burst_size) for b in bands)
+def from_switch(plan, switch_state):
+    """(Changes, installed parts) making the switch match ``plan`` from scratch."""
+    installed = {part_key: build(planned) for part_key, planned in plan.items()}
+    want = State()
+    for part in installed.values():
+        want.merge(part.state)
+    return changes(want, switch_state), installed
+
+
+def incremental(plan, installed):
+    """(Changes, new installed parts) from the parts installed before to ``plan``; only
+    parts whose token changed are built."""
+    new_installed, want, have = {}, State(), State()
+    for part_key, planned in plan.items():
+        old = installed.get(part_key)
+        if old is not None and old.token == planned.token:
+            new_installed[part_key] = old
+            continue
+        new_installed[part_key] = build(planned)
+        want.merge(new_installed[part_key].state)
+        if old is not None:
+            have.merge(old.state)
+    for part_key, old in installed.items():
+        if part_key not in plan:
+            have.merge(old.state)
+    return changes(want, have), new_installed
+
+
+def _meter_mod(command, meter_id, template=None):
+    return parser.OFPMeterMod(datapath=None, command=command, meter_id=meter_id,
+                              flags=template.flags if template else 0,
+                              bands=list(template.bands) if template else [])
+
+
+def _group_mod(command, group_id, template=None):
+    return parser.OFPGroupMod(datapath=None, command=command,
+                              type_=template.type if template else ofp.OFPGT_ALL,
+                              group_id=group_id,
+                              buckets=list(template.buckets) if template else [])

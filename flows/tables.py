@@ -10,7 +10,15 @@ Read this file first. A packet enters table ``INGRESS`` and takes one of two pat
   -> else remotely initiated: learn the way back into the tunnel and deliver by the learned
   IP neighbour (``TUNNEL_MISS`` -> ``NEIGH`` -> ``DELIVER``).
 
-Every path ends in ``EGRESS``, which outputs to the port in ``REG_OUT``. The lookup tables
+Every path ends in ``EGRESS``, which outputs to the port in ``REG_OUT``.
+
+Mirror sessions hook in at the two places a packet meets a port: first thing in
+``INGRESS`` (rx) and right after the output in ``EGRESS`` (tx). A hook is a group with a
+bucket per session that sets ``REG_SESSION`` and resubmits to ``MIRROR_COPY``, which runs
+``MIRROR`` on an isolated copy of the packet: the session's filter, then its meter, then the
+session's group (one bucket per destination), and ``MIRROR_OUT`` shapes each copy.
+(OVS runs a group bucket as an OpenFlow action *set*: only set-field/push actions and one
+output, group or resubmit survive, hence the extra table for the copy.) The lookup tables
 (``REVERSE``, ``MAC``, ``NEIGH``, ``GATEWAY``) hold only flows written by OVS ``learn()``;
 they are reached with ``resubmit`` and answer by loading ``REG_OUT`` (0 = no answer) and
 rewriting MACs. Learned flows cannot ``goto``, so the table after each lookup dispatches on
@@ -45,9 +53,13 @@ MAC = Table(21, "mac", "learned MAC -> port", learned=True)
 NEIGH = Table(22, "neigh", "learned IP -> (MAC, port)", learned=True)
 GATEWAY = Table(23, "gateway", "learned upstream gateway MAC", learned=True)
 EGRESS = Table(30, "egress", "output to REG_OUT")
+MIRROR_COPY = Table(40, "mirror_copy", "run the session (MIRROR) on an isolated copy")
+MIRROR = Table(41, "mirror", "per session: filter, meter, then the session's group")
+MIRROR_OUT = Table(42, "mirror_out", "one copy per destination: tag, MAC, snaplen, output")
 
 PIPELINE = (INGRESS, LOCAL_IN, CAPTURE, CAPTURE_LEARN, L2, FLOOD, TUNNEL_IN, TUNNEL_MISS,
-            DELIVER, ARP_PROXY, ARP_REPLY, REVERSE, MAC, NEIGH, GATEWAY, EGRESS)
+            DELIVER, ARP_PROXY, ARP_REPLY, REVERSE, MAC, NEIGH, GATEWAY, EGRESS, MIRROR_COPY,
+            MIRROR, MIRROR_OUT)
 LEARNED_TABLES = tuple(t for t in PIPELINE if t.learned)
 BY_ID = {t.id: t for t in PIPELINE}
 
@@ -55,6 +67,8 @@ BY_ID = {t.id: t for t in PIPELINE}
 REG_OUT = "reg0"  # output port decided so far; 0 = none yet
 REG_FROM_TUNNEL = "reg1"  # 1 when the packet came in on the tunnel port
 REG_SCRATCH = "reg2"  # temporary for swapping ARP addresses
+REG_SESSION = "reg5"  # the mirror session a copy belongs to
+REG_MIRROR_PORT = "reg6"  # the destination port of a copy
 
 # Priorities of learned flows (one per table: learned matches never overlap).
 LEARNED_PRIORITY = 10
@@ -67,6 +81,7 @@ SIGNATURE_MASK = 0xFFFF << 48
 KIND_SHIFT = 40
 KIND_STATIC = 0x01
 KIND_CAPTURE = 0x02
+KIND_MIRROR = 0x03
 KIND_LEARNED_MAC = 0x10
 KIND_LEARNED_NEIGH = 0x11
 KIND_LEARNED_REVERSE = 0x12
@@ -91,6 +106,27 @@ def cookie_kind(value):
 # (cookie, mask) pairs for flow-stats requests and deletes.
 STATIC_COOKIES = (COOKIE_SIGNATURE, SIGNATURE_MASK | (0xF0 << KIND_SHIFT))
 LEARNED_COOKIES = (COOKIE_SIGNATURE | _LEARNED_BIT, SIGNATURE_MASK | (0xF0 << KIND_SHIFT))
+
+
+# Groups and meters carry no cookie: sggw owns these id ranges and nothing outside them.
+GROUP_SESSION_BASE = 0x53670000  # + session id (< 0x10000)
+GROUP_HOOK_BASE = {"rx": 0x53680000, "tx": 0x53690000}  # + port number (LOCAL: 0xfffe)
+GROUP_RANGE = range(0x53670000, 0x536A0000)
+METER_PUNT = 1
+METER_SESSION_BASE = 0x1000  # + session id
+METER_RANGE = range(1, METER_SESSION_BASE + 0x10000)
+
+
+def session_group(session_id):
+    return GROUP_SESSION_BASE + session_id
+
+
+def hook_group(direction, port):
+    return GROUP_HOOK_BASE[direction] + (port & 0xFFFF)
+
+
+def session_meter(session_id):
+    return METER_SESSION_BASE + session_id
 
 
 def learned_through(port):

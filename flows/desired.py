@@ -1,0 +1,77 @@
+"""The switch state sggw wants, as independent parts.
+
+A datapath's state is the base pipeline, one part per capture rule, one per mirror session
+and one per mirror hook (port, direction). Each part comes with a *token*: everything it is
+built from. When a REST call adds a session, only the parts whose token changed are built
+and compared, so the cost of a change does not grow with the number of rules and sessions.
+"""
+from dataclasses import dataclass
+from functools import partial
+
+from flows import capture, mirror, pipeline
+
+
+@dataclass(frozen=True)
+class Part:
+    flows: tuple = ()
+    groups: tuple = ()
+    meters: tuple = ()
+
+
+@dataclass(frozen=True)
+class Planned:
+    token: object  # hashable; equal tokens build equal parts
+    build: object  # () -> Part
+
+
+def placements(dp, ports):
+    """Every mirror session of ``dp`` placed on the switch (ports looked up)."""
+    return [mirror.place(session, ports) for session in dp.mirrors]
+
+
+def plan(dp, ports):
+    """{part key: Planned} for datapath config ``dp`` on a switch with ``ports``."""
+    placed = placements(dp, ports)
+    hook_map = mirror.hooks(placed)
+    hooks = pipeline.Hooks(
+        rx=frozenset(port for direction, port in hook_map if direction == "rx"),
+        tx=frozenset(port for direction, port in hook_map if direction == "tx"),
+        analyzers=frozenset(port for p in placed for port, _ in p.destinations))
+    parts = {("base",): Planned((dp.local_ip, dp.reverse_path, ports, hooks),
+                                partial(_base, dp, ports, hooks))}
+    for rule in dp.capture:
+        parts[("capture", rule.id)] = Planned((rule, ports), partial(_capture, rule, ports))
+    for session in placed:
+        if session.destinations:
+            parts[("mirror", session.session.id)] = Planned(
+                (session, ports), partial(_mirror, session, ports))
+    for (direction, port), ids in hook_map.items():
+        parts[("hook", direction, port)] = Planned(
+            tuple(ids), partial(_hook, direction, port, tuple(ids)))
+    return parts
+
+
+def everything(dp, ports):
+    """All parts of ``plan(dp, ports)`` built and merged into one Part."""
+    built = [planned.build() for planned in plan(dp, ports).values()]
+    return Part(flows=tuple(f for part in built for f in part.flows),
+                groups=tuple(g for part in built for g in part.groups),
+                meters=tuple(m for part in built for m in part.meters))
+
+
+def _base(dp, ports, hooks):
+    return Part(flows=tuple(pipeline.flows(dp, ports, hooks)), meters=tuple(pipeline.meters()))
+
+
+def _capture(rule, ports):
+    return Part(flows=tuple(capture.rule_flows(rule, ports)))
+
+
+def _mirror(placed, ports):
+    meters = (mirror.session_meter(placed.session),) if placed.session.rate_limit else ()
+    return Part(flows=tuple(mirror.session_flows(placed, ports)),
+                groups=(mirror.session_group(placed),), meters=meters)
+
+
+def _hook(direction, port, session_ids):
+    return Part(groups=(mirror.hook_group(direction, port, session_ids),))

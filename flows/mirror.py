@@ -1,0 +1,125 @@
+"""Mirror sessions as OpenFlow: hook groups, the session's filter and meter, its group.
+
+A packet meets a session at a hook: the group of (port, direction) has one bucket per
+session that marks the packet with the session id and resubmits to ``MIRROR_COPY``, whose
+one flow runs ``MIRROR`` on an isolated copy (a meter drop there ends only the copy). In
+``MIRROR`` the session's filter selects what is copied, its meter caps it, and the session's
+group (type ALL, one bucket per destination) sends one copy to each analyzer port, tagged or
+re-addressed as asked; each copy is shaped (tag, destination MAC, snaplen) in an isolated
+clone of its own in ``MIRROR_OUT``.
+"""
+from dataclasses import dataclass
+
+from flows import tables
+from flows.capture import rule_matches
+from flows.ofp import (
+    OFPVID_PRESENT, flow, group, group_mod, isolated, match, meter_mod, output,
+    output_truncated, push_vlan, resubmit, set_field)
+from flows.tables import MIRROR, MIRROR_COPY, MIRROR_OUT, REG_MIRROR_PORT, REG_SESSION
+
+
+@dataclass(frozen=True)
+class Placed:
+    """A session with its ports looked up on one switch."""
+
+    session: object  # config.Mirror
+    rx: tuple  # port numbers whose received traffic is copied
+    tx: tuple  # port numbers whose transmitted traffic is copied
+    destinations: tuple  # (port number, config.MirrorDestination)
+    missing: tuple  # port refs the switch does not have
+    refused: tuple = ()  # destination refs that turn out to be a role's port
+
+
+def place(session, ports):
+    """Look ``session``'s ports up in ``ports`` (a PortMap)."""
+    rx, tx, missing = [], [], []
+    for source in session.sources:
+        found = ports.expand(source.port)
+        if not found:
+            missing.append(source.port)
+        if source.rx:
+            rx.extend(found)
+        if source.tx:
+            tx.extend(found)
+    destinations, refused = [], []
+    for dest in session.destinations:
+        port = ports.lookup(dest.port)
+        if port is None:
+            missing.append(dest.port)
+        elif port in ports.all:
+            refused.append(dest.port)  # a role's port under another name: never an analyzer
+        else:
+            destinations.append((port, dest))
+    return Placed(session, tuple(dict.fromkeys(rx)), tuple(dict.fromkeys(tx)),
+                  tuple(destinations), tuple(missing), tuple(refused))
+
+
+def hooks(placed_sessions):
+    """{(direction, port): [session ids]} in session order."""
+    out = {}
+    for placed in placed_sessions:
+        if not placed.destinations:
+            continue
+        for direction in ("rx", "tx"):
+            for port in getattr(placed, direction):
+                out.setdefault((direction, port), []).append(placed.session.id)
+    return out
+
+
+def hook_group(direction, port, session_ids):
+    """The group a hook point calls: one bucket (one copy) per session."""
+    return group_mod(tables.hook_group(direction, port), [
+        [set_field(**{REG_SESSION: session_id}), resubmit(MIRROR_COPY)]
+        for session_id in session_ids])
+
+
+def copy_flows():
+    """MIRROR_COPY: run the session in REG_SESSION on a copy that OVS really clones."""
+    return [flow(MIRROR_COPY, 0, actions=[isolated([resubmit(MIRROR)])])]
+
+
+def hook_action(direction, port):
+    return group(tables.hook_group(direction, port))
+
+
+def session_flows(placed, ports):
+    """MIRROR (filter, meter, group) and MIRROR_OUT (one shaped copy per destination)."""
+    session = placed.session
+    cookie = tables.cookie(tables.KIND_MIRROR, session.id)
+    meter = tables.session_meter(session.id) if session.rate_limit else None
+    filters = rule_matches(session.filter, ports) if session.filter else [{}]
+    out = [flow(MIRROR, 10, match(**{REG_SESSION: session.id}, **fields),
+                [group(tables.session_group(session.id))], meter=meter, cookie=cookie)
+           for fields in filters]
+    out += [flow(MIRROR_OUT, 10, match(**{REG_SESSION: session.id, REG_MIRROR_PORT: port}),
+                 [isolated(_shape(dest) + [_out(port, session.snaplen)])],
+                 cookie=cookie)
+            for port, dest in placed.destinations]
+    return out
+
+
+def _shape(dest):
+    actions = []
+    if dest.vlan is not None:
+        actions += [push_vlan(), set_field(vlan_vid=OFPVID_PRESENT | dest.vlan)]
+    if dest.eth_dst is not None:
+        actions.append(set_field(eth_dst=dest.eth_dst))
+    return actions
+
+
+def _out(port, snaplen):
+    return output_truncated(port, snaplen) if snaplen else output(port)
+
+
+def session_group(placed):
+    """One bucket per destination (its counters are the destination's): each copy is then
+    tagged, re-addressed and truncated on its own in MIRROR_OUT. (In a bucket, OVS would
+    truncate by a byte count computed before other buckets' header changes.)"""
+    return group_mod(tables.session_group(placed.session.id), [
+        [set_field(**{REG_MIRROR_PORT: port}), resubmit(MIRROR_OUT)]
+        for port, _ in placed.destinations])
+
+
+def session_meter(session):
+    unit, rate = session.rate_limit
+    return meter_mod(tables.session_meter(session.id), rate, unit)
