@@ -9,16 +9,21 @@ Check a file without starting the controller: ``python -m app.config sggw.yaml``
 import ipaddress
 import re
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import yaml
 
 ROLES = ("lan", "wan", "tunnel")
+SOURCE_ROLES = ("lan", "wan", "tunnel", "local")  # a mirror source may name a whole role
+DIRECTIONS = ("rx", "tx", "both")
+MAX_CONFIG_OBJECTS = 1000  # config captures/mirrors get ids 1..1000; REST ones above
+MAC_RE = re.compile(r"[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}")
 MATCH_MODES = ("five_tuple", "host_pair")
 IP_PROTOS = {"icmp": 1, "tcp": 6, "udp": 17, "icmpv6": 58}
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 OFPP_MAX = 0xFFFFFF00
 DEFAULT_OVSDB = "unix:/var/run/openvswitch/db.sock"
+DEFAULT_STATE_FILE = "/var/lib/sggw/state.json"
 
 
 class ConfigError(ValueError):
@@ -49,6 +54,7 @@ class CaptureRule:
     ip_proto: int = None
     src_port: int = None
     dst_port: int = None
+    id: int = 0  # stable: orders rules (config first, then REST ones) and names their flows
 
     @property
     def families(self):
@@ -60,7 +66,7 @@ class CaptureRule:
         return (4, 6)
 
     def to_dict(self):
-        out = {"name": self.name}
+        out = {} if self.name == FILTER_NAME else {"name": self.name}
         if self.in_port:
             out["in_port"] = list(self.in_port)
         for key in ("vlan", "ip_proto", "src_port", "dst_port"):
@@ -70,6 +76,54 @@ class CaptureRule:
             if getattr(self, key) is not None:
                 out[key] = str(getattr(self, key))
         return out
+
+
+FILTER_NAME = "filter"  # the name of a CaptureRule used as a mirror filter
+
+
+@dataclass(frozen=True)
+class MirrorSource:
+    port: object  # a role (lan, wan, tunnel, local) or a port number or name
+    direction: str = "both"
+
+    @property
+    def rx(self):
+        return self.direction in ("rx", "both")
+
+    @property
+    def tx(self):
+        return self.direction in ("tx", "both")
+
+
+@dataclass(frozen=True)
+class MirrorDestination:
+    port: object  # a port number or name that has no role: it carries only copies
+    vlan: int = None  # push this 802.1Q tag on the copies (RSPAN-like)
+    eth_dst: str = None  # rewrite the copies' destination MAC (like TEE --gateway)
+
+
+@dataclass(frozen=True)
+class Mirror:
+    """A SPAN-style session: copies of its sources' traffic to every destination."""
+
+    name: str
+    sources: tuple
+    destinations: tuple
+    filter: CaptureRule = None
+    snaplen: int = None
+    rate_limit: tuple = None  # ("pps", n) or ("kbps", n)
+    id: int = 0
+
+    def to_dict(self):
+        return {
+            "name": self.name,
+            "sources": [{"port": s.port, "direction": s.direction} for s in self.sources],
+            "filter": self.filter.to_dict() if self.filter else None,
+            "destinations": [{"port": d.port, "vlan": d.vlan, "eth_dst": d.eth_dst}
+                             for d in self.destinations],
+            "snaplen": self.snaplen,
+            "rate_limit": dict([self.rate_limit]) if self.rate_limit else None,
+        }
 
 
 @dataclass(frozen=True)
@@ -102,6 +156,7 @@ class Datapath:
     local_ip: ipaddress.IPv4Interface = None
     reverse_path: ReversePath = field(default_factory=ReversePath)
     capture: tuple = ()
+    mirrors: tuple = ()
 
 
 @dataclass(frozen=True)
@@ -118,6 +173,7 @@ class Config:
     api_token: str = None
     openflow: Listen = Listen("127.0.0.1", 6653)
     ovsdb: str = DEFAULT_OVSDB
+    state_file: str = DEFAULT_STATE_FILE
 
     def by_dp_id(self, dp_id):
         return next((d for d in self.datapaths.values() if d.dp_id == dp_id), None)
@@ -283,8 +339,9 @@ MATCH_KEYS = ("in_port", "vlan", "ipv4_src", "ipv4_dst", "ipv6_src", "ipv6_dst",
 
 
 def capture_rule(value, path, ports, name_required=True):
-    """Parse one capture rule (also a mirror filter, with ``name_required=False``)."""
-    allowed = (("name",) if name_required else ()) + MATCH_KEYS
+    """Parse one capture rule (also a mirror filter, with ``name_required=False``: no name,
+    no in_port, since a session's sources say where traffic comes from)."""
+    allowed = ("name",) + MATCH_KEYS if name_required else MATCH_KEYS[1:]
     _mapping(value, path, allowed, required=("name",) if name_required else ())
     out = {}
     if name_required:
@@ -312,7 +369,7 @@ def capture_rule(value, path, ports, name_required=True):
     if out.get("ip_proto") == IP_PROTOS["icmpv6"] and v4:
         raise ConfigError(_join(path, "ip_proto"), "icmpv6 is IPv6; use icmp with IPv4")
     if not name_required:
-        out["name"] = "filter"
+        out["name"] = FILTER_NAME
     return CaptureRule(**out)
 
 
@@ -409,7 +466,7 @@ def _local_ip(value, path):
     return iface
 
 
-DATAPATH_KEYS = ("dp_id", "ports", "local_ip", "reverse_path", "capture")
+DATAPATH_KEYS = ("dp_id", "ports", "local_ip", "reverse_path", "capture", "mirrors")
 
 
 def _datapath(name, value, path):
@@ -419,16 +476,26 @@ def _datapath(name, value, path):
     if not isinstance(rules, list):
         raise ConfigError(_join(path, "capture"), "expected a list of rules, got %s"
                           % _show(rules))
-    capture = tuple(capture_rule(r, "%s.capture[%d]" % (path, i), ports)
+    if len(rules) > MAX_CONFIG_OBJECTS:
+        raise ConfigError(_join(path, "capture"), "at most %d rules in the file"
+                          % MAX_CONFIG_OBJECTS)
+    capture = tuple(replace(capture_rule(r, "%s.capture[%d]" % (path, i), ports), id=i + 1)
                     for i, r in enumerate(rules))
-    names = {}
-    for i, rule in enumerate(capture):
-        if rule.name in names:
-            raise ConfigError("%s.capture[%d].name" % (path, i), "%r is already used by "
-                              "capture[%d]" % (rule.name, names[rule.name]))
-        names[rule.name] = i
+    _unique_names(capture, path + ".capture")
     if capture and ports.tunnel is None:
         raise ConfigError(_join(path, "capture"), "capture rules need ports.tunnel")
+    sessions = value.get("mirrors", [])
+    if not isinstance(sessions, list):
+        raise ConfigError(_join(path, "mirrors"), "expected a list of sessions, got %s"
+                          % _show(sessions))
+    if len(sessions) > MAX_CONFIG_OBJECTS:
+        raise ConfigError(_join(path, "mirrors"), "at most %d sessions in the file"
+                          % MAX_CONFIG_OBJECTS)
+    mirrors = tuple(replace(mirror(m, "%s.mirrors[%d]" % (path, i), ports), id=i + 1)
+                    for i, m in enumerate(sessions))
+    _unique_names(mirrors, path + ".mirrors")
+    for i, session in enumerate(mirrors):
+        check_mirror_against(session, mirrors[:i], "%s.mirrors[%d]" % (path, i))
     return Datapath(
         name=name,
         dp_id=_dp_id(value["dp_id"], _join(path, "dp_id")),
@@ -437,7 +504,112 @@ def _datapath(name, value, path):
         if "local_ip" in value else None,
         reverse_path=_reverse_path(value.get("reverse_path", {}), _join(path, "reverse_path")),
         capture=capture,
+        mirrors=mirrors,
     )
+
+
+def _unique_names(objects, path):
+    seen = {}
+    for i, obj in enumerate(objects):
+        if obj.name in seen:
+            raise ConfigError("%s[%d].name" % (path, i), "%r is already used by %s[%d]"
+                              % (obj.name, path.rsplit(".", 1)[-1], seen[obj.name]))
+        seen[obj.name] = i
+
+
+# --- mirror sessions -------------------------------------------------------------------------
+
+MIRROR_KEYS = ("name", "sources", "destinations", "filter", "snaplen", "rate_limit")
+
+
+def _list_of(value, path, what):
+    if not isinstance(value, list) or not value:
+        raise ConfigError(path, "expected a non-empty list of %s, got %s" % (what, _show(value)))
+    return value
+
+
+def mirror(value, path, ports):
+    """Parse one mirror session; ``ports`` (config.Ports) tells roles from analyzer ports."""
+    _mapping(value, path, MIRROR_KEYS, required=("name", "sources", "destinations"))
+    name = _name(value["name"], _join(path, "name"))
+    role_refs = {ref: role for role, ref, _ in ports.roles()}
+    sources = []
+    for i, item in enumerate(_list_of(value["sources"], _join(path, "sources"), "sources")):
+        where = "%s[%d]" % (_join(path, "sources"), i)
+        _mapping(item, where, ("port", "direction"), required=("port",))
+        port = item["port"]
+        if port not in SOURCE_ROLES:
+            port = port_ref(port, _join(where, "port"))
+        direction = item.get("direction", "both")
+        if direction not in DIRECTIONS:
+            raise ConfigError(_join(where, "direction"), "expected rx, tx or both, got %s"
+                              % _show(direction))
+        if any(s.port == port for s in sources):
+            raise ConfigError(_join(where, "port"), "%r is already a source of this session"
+                              % (port,))
+        sources.append(MirrorSource(port, direction))
+    destinations = []
+    for i, item in enumerate(_list_of(value["destinations"], _join(path, "destinations"),
+                                      "destinations")):
+        where = "%s[%d]" % (_join(path, "destinations"), i)
+        _mapping(item, where, ("port", "vlan", "eth_dst"), required=("port",))
+        if item["port"] in SOURCE_ROLES:
+            raise ConfigError(_join(where, "port"), "a destination is one analyzer port, not "
+                              "the role %r" % item["port"])
+        port = port_ref(item["port"], _join(where, "port"))
+        if port in role_refs:
+            raise ConfigError(_join(where, "port"), "%r is the %s port; a destination carries "
+                              "only mirror copies" % (port, role_refs[port]))
+        if any(s.port == port for s in sources):
+            raise ConfigError(_join(where, "port"), "%r is also a source of this session"
+                              % (port,))
+        if any(d.port == port for d in destinations):
+            raise ConfigError(_join(where, "port"), "%r is already a destination of this "
+                              "session" % (port,))
+        vlan = _int(item["vlan"], _join(where, "vlan"), 0, 4094) \
+            if item.get("vlan") is not None else None
+        eth_dst = item.get("eth_dst")
+        if eth_dst is not None:
+            if not isinstance(eth_dst, str) or not MAC_RE.fullmatch(eth_dst):
+                raise ConfigError(_join(where, "eth_dst"), "expected a MAC like "
+                                  "02:00:00:00:00:01, got %s" % _show(eth_dst))
+            if int(eth_dst[:2], 16) & 1:
+                raise ConfigError(_join(where, "eth_dst"), "%s is a group address; copies "
+                                  "need a unicast destination" % eth_dst)
+            eth_dst = eth_dst.lower()
+        destinations.append(MirrorDestination(port, vlan, eth_dst))
+    out = {"name": name, "sources": tuple(sources), "destinations": tuple(destinations)}
+    if value.get("filter") is not None:
+        out["filter"] = capture_rule(value["filter"], _join(path, "filter"), ports,
+                                     name_required=False)
+    if value.get("snaplen") is not None:
+        out["snaplen"] = _int(value["snaplen"], _join(path, "snaplen"), 64, 65535)
+    if value.get("rate_limit") is not None:
+        out["rate_limit"] = _rate_limit(value["rate_limit"], _join(path, "rate_limit"))
+    return Mirror(**out)
+
+
+def _rate_limit(value, path):
+    _mapping(value, path, ("pps", "kbps"))
+    if len(value) != 1:
+        raise ConfigError(path, "give exactly one of pps or kbps")
+    unit, rate = next(iter(value.items()))
+    return (unit, _int(rate, _join(path, unit), 1, 1_000_000_000))
+
+
+def check_mirror_against(session, others, path):
+    """Sessions may share sources and destinations, but no port is a destination of one
+    session and a source of another (copies of copies)."""
+    sources = {s.port for o in others for s in o.sources}
+    destinations = {d.port for o in others for d in o.destinations}
+    for i, dest in enumerate(session.destinations):
+        if dest.port in sources:
+            raise ConfigError("%s.destinations[%d].port" % (path, i), "%r is a source of "
+                              "another session" % (dest.port,))
+    for i, source in enumerate(session.sources):
+        if source.port in destinations:
+            raise ConfigError("%s.sources[%d].port" % (path, i), "%r is a destination of "
+                              "another session" % (source.port,))
 
 
 def _listen(value, path, default):
@@ -456,7 +628,8 @@ def _listen(value, path, default):
 
 def parse(data, source="<config>"):
     """Validate already-parsed YAML ``data``."""
-    _mapping(data, None, ("datapaths", "api", "openflow", "ovsdb"), required=("datapaths",))
+    _mapping(data, None, ("datapaths", "api", "openflow", "ovsdb", "state_file"),
+             required=("datapaths",))
     dps = data["datapaths"]
     if not isinstance(dps, dict):
         raise ConfigError("datapaths", "expected a mapping of datapath names, got %s"
@@ -489,6 +662,9 @@ def parse(data, source="<config>"):
     openflow = _listen(data.get("openflow", {}), "openflow", Config.openflow)
     if api_listen == openflow:
         raise ConfigError("api.port", "%d is also the OpenFlow port" % api_listen.port)
+    state_file = data.get("state_file", DEFAULT_STATE_FILE)
+    if not isinstance(state_file, str) or not state_file.strip():
+        raise ConfigError("state_file", "expected a file path, got %s" % _show(state_file))
     return Config(
         source=source,
         datapaths=datapaths,
@@ -496,6 +672,7 @@ def parse(data, source="<config>"):
         api_token=token,
         openflow=openflow,
         ovsdb=ovsdb,
+        state_file=state_file,
     )
 
 

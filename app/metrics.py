@@ -35,7 +35,14 @@ def render_metrics(sggw):
     unknown = _Family("sggw_unknown_neighbour_packets_total", "counter",
                       "Packets from the tunnel for an address no local host was seen with.")
     learned = _Family("sggw_learned_flows", "gauge", "Flows in a learned table, read from OVS.")
-    families = [connected, programmed, packet_ins, probes, unknown, learned]
+    copies = _Family("sggw_mirror_packets_total", "counter",
+                     "Copies a mirror session delivered to each of its destinations.")
+    copy_bytes = _Family("sggw_mirror_bytes_total", "counter",
+                         "Bytes of those copies (before any snaplen truncation).")
+    limited = _Family("sggw_mirror_rate_limited_packets_total", "counter",
+                      "Copies a session's rate limit dropped.")
+    families = [connected, programmed, packet_ins, probes, unknown, learned, copies,
+                copy_bytes, limited]
     for name, dp_cfg in sggw.config.datapaths.items():
         switch = sggw.switches.get(dp_cfg.dp_id)
         connected.add(int(switch is not None), datapath=name)
@@ -45,7 +52,8 @@ def render_metrics(sggw):
             continue
         probes.add(switch.probes_sent, datapath=name)
         try:
-            counts = sggw.table_stats(switch)
+            counts = {t.table_id: t.active_count for t in switch.channel.stats(
+                parser.OFPTableStatsRequest(None, 0))}
             # the punt meter sees every such packet in the datapath (flow counters can be
             # credited to the rules of a newer translation once the neighbour is learned)
             punts = switch.channel.stats(parser.OFPMeterStatsRequest(
@@ -55,4 +63,8 @@ def render_metrics(sggw):
         unknown.add(sum(m.packet_in_count for m in punts), datapath=name)
         for table in tables.LEARNED_TABLES:
             learned.add(counts.get(table.id, 0), datapath=name, table=table.name)
+        for session, counters in sggw.session_counters(name):
+            copies.add(counters["packets"], datapath=name, session=session)
+            copy_bytes.add(counters["bytes"], datapath=name, session=session)
+            limited.add(counters["rate_limited"], datapath=name, session=session)
     return "\n".join(f.render() for f in families) + "\n"

@@ -1,26 +1,24 @@
 """The REST API, served by Ryu's WSGI server in the controller process.
 
-Resource URLs under ``/v1``; every answer is JSON (``/metrics`` is Prometheus text);
-errors are ``{"error": ..., "field": ...}`` with the right 4xx. Handlers are thin: the
-work is done by :class:`app.sggw_app.SggwApp` and :class:`app.switch.Switch`.
+Resource URLs under ``/v1`` (``/metrics`` is Prometheus text), described by the OpenAPI
+document at ``/v1/openapi.json``. Every answer is JSON; errors are
+``{"error": ..., "field": ...}`` with the right 4xx (or 5xx when the switch is the
+problem). Handlers only translate HTTP: the work is done by :class:`app.service.Sggw`.
 """
 import hmac
 import json
+import logging
 
 from ryu.app.wsgi import ControllerBase, Response, route
 
+from app.openapi import document
+from app.service import ApiError
+
+LOG = logging.getLogger("sggw.rest")
 API = "sggw"
 JSON = "application/json"
-
-
-class ApiError(Exception):
-    """An error answer: HTTP ``status`` with a message and, for bad input, the field."""
-
-    def __init__(self, status, message, field=None):
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.field = field
+MAX_BODY = 64 * 1024
+KIND = {"kind": "captures|mirrors"}
 
 
 def json_response(body, status=200):
@@ -28,39 +26,39 @@ def json_response(body, status=200):
                     body=json.dumps(body, indent=1, sort_keys=True).encode() + b"\n")
 
 
-def error_response(err):
-    body = {"error": err.message}
-    if err.field is not None:
-        body["field"] = err.field
-    response = json_response(body, err.status)
+def error_response(err, allow=None):
+    response = json_response({"error": err.message, "field": err.field}, err.status)
     if err.status == 401:
         response.headers["WWW-Authenticate"] = 'Bearer realm="sggw"'
+    if allow:
+        response.headers["Allow"] = ", ".join(allow)
     return response
 
 
-def endpoint(method):
-    """Wrap a handler: check the bearer token, turn ApiError into a JSON error answer."""
-
-    def handler(self, req, **kwargs):
-        try:
-            self.authorize(req)
-            return method(self, req, **kwargs)
-        except ApiError as err:
-            return error_response(err)
-
-    handler.__name__ = method.__name__
-    handler.__doc__ = method.__doc__
-    return handler
-
-
 class RestApi(ControllerBase):
-    """Routes; ``data["sggw"]`` is the running SggwApp."""
+    """The routes; ``data["sggw"]`` is the running :class:`app.service.Sggw`."""
 
     def __init__(self, req, link, data, **config):
         super().__init__(req, link, data, **config)
         self.sggw = data[API]
 
-    def authorize(self, req):
+    def answer(self, req, **handlers):
+        """Check the token, pick the handler for the HTTP method, turn errors into JSON."""
+        try:
+            self._authorize(req)
+            handler = handlers.get(req.method)
+            if handler is None:
+                return error_response(ApiError(405, "%s is not allowed here" % req.method),
+                                      allow=sorted(handlers))
+            return handler()
+        except ApiError as err:
+            return error_response(err)
+        except Exception:  # a bug: log it, never show a traceback to the client
+            LOG.exception("%s %s failed", req.method, req.path)
+            return error_response(ApiError(500, "internal error; the controller log has "
+                                                "the details"))
+
+    def _authorize(self, req):
         token = self.sggw.config.api_token
         if token is None:
             return
@@ -69,31 +67,87 @@ class RestApi(ControllerBase):
                 and hmac.compare_digest(given[len("Bearer "):].encode(), token.encode())):
             raise ApiError(401, "missing or wrong bearer token")
 
-    def switch(self, dp):
-        found = self.sggw.find_switch(dp)
-        if found is None:
-            raise ApiError(404, "no configured switch %r" % dp, "dp")
-        return found
+    @staticmethod
+    def body(req):
+        """The request's JSON body (at most MAX_BODY bytes)."""
+        length = req.content_length
+        if length is not None and length > MAX_BODY:
+            raise ApiError(400, "the body is larger than %d bytes" % MAX_BODY)
+        raw = req.body_file.read(MAX_BODY + 1)
+        if len(raw) > MAX_BODY:
+            raise ApiError(400, "the body is larger than %d bytes" % MAX_BODY)
+        try:
+            return json.loads(raw.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError) as exc:
+            raise ApiError(400, "the body is not valid JSON: %s" % exc) from None
 
-    @route(API, "/v1/health", methods=["GET"])
-    @endpoint
+    # --- service ---------------------------------------------------------------------------
+
+    @route(API, "/v1/health")
     def health(self, req, **_):
-        """Controller status and, per configured switch, whether it is programmed."""
-        return json_response(self.sggw.health())
+        return self.answer(req, GET=lambda: json_response(self.sggw.health()))
 
-    @route(API, "/v1/switches", methods=["GET"])
-    @endpoint
-    def list_switches(self, req, **_):
-        return json_response([self.sggw.describe_switch(name)
-                              for name in self.sggw.config.datapaths])
+    @route(API, "/v1/openapi.json")
+    def openapi(self, req, **_):
+        return self.answer(req, GET=lambda: json_response(document()))
 
-    @route(API, "/v1/switches/{dp}", methods=["GET"])
-    @endpoint
-    def get_switch(self, req, dp, **_):
-        return json_response(self.sggw.describe_switch(self.switch(dp)))
-
-    @route(API, "/metrics", methods=["GET"])
-    @endpoint
+    @route(API, "/metrics")
     def metrics(self, req, **_):
-        return Response(status=200, content_type="text/plain", charset="utf-8",
-                        body=self.sggw.metrics().encode())
+        return self.answer(req, GET=lambda: Response(
+            status=200, content_type="text/plain", charset="utf-8",
+            body=self.sggw.metrics().encode()))
+
+    # --- switches ---------------------------------------------------------------------------
+
+    @route(API, "/v1/switches")
+    def switches(self, req, **_):
+        return self.answer(req, GET=lambda: json_response(
+            [self.sggw.describe_switch(name) for name in self.sggw.config.datapaths]))
+
+    @route(API, "/v1/switches/{dp}")
+    def switch(self, req, dp, **_):
+        return self.answer(req, GET=lambda: json_response(
+            self.sggw.describe_switch(self.sggw.resolve_dp(dp))))
+
+    # --- capture rules and mirror sessions ----------------------------------------------------
+
+    @route(API, "/v1/switches/{dp}/{kind}", requirements=KIND)
+    def collection(self, req, dp, kind, **_):
+        return self.answer(
+            req,
+            GET=lambda: json_response(self.sggw.objects(self.sggw.resolve_dp(dp), kind)),
+            POST=lambda: json_response(
+                self.sggw.create(self.sggw.resolve_dp(dp), kind, self.body(req)), 201))
+
+    @route(API, "/v1/switches/{dp}/{kind}/{name}", requirements=KIND)
+    def item(self, req, dp, kind, name, **_):
+        def delete():
+            self.sggw.delete(self.sggw.resolve_dp(dp), kind, name)
+            return Response(status=204, content_type=None)
+        return self.answer(
+            req,
+            GET=lambda: json_response(self.sggw.object(self.sggw.resolve_dp(dp), kind, name)),
+            PUT=lambda: json_response(
+                self.sggw.replace(self.sggw.resolve_dp(dp), kind, name, self.body(req))),
+            DELETE=delete)
+
+    # --- learned reverse paths --------------------------------------------------------------
+
+    @route(API, "/v1/switches/{dp}/paths")
+    def paths(self, req, dp, **_):
+        def listing():
+            limit = req.GET.get("limit", "1000")
+            if not limit.isdigit() or not 1 <= int(limit) <= 1_000_000:
+                raise ApiError(400, "limit must be a number from 1 to 1000000", "limit")
+            return json_response(self.sggw.paths(self.sggw.resolve_dp(dp), int(limit)))
+        return self.answer(req, GET=listing, DELETE=lambda: json_response(
+            self.sggw.flush_paths(self.sggw.resolve_dp(dp), req.GET.get("port"),
+                                  req.GET.get("host"))))
+
+
+class UnknownPath(ControllerBase):
+    """Registered after RestApi, so it only sees what no route matched: a JSON 404."""
+
+    @route(API + "-404", "/{path:.*}")
+    def not_found(self, req, path, **_):
+        return error_response(ApiError(404, "no such resource: /%s" % path, None))

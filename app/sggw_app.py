@@ -6,8 +6,9 @@ Ryu's own flags keep working (``--ofp-tcp-listen-port``, ``--wsapi-port``, ...).
 OpenFlow listener and the REST API listen on 127.0.0.1 unless the YAML (``openflow:``,
 ``api:``) or those flags say otherwise.
 
-This module is the thin shell: event handlers hand work to :class:`app.switch.Switch`
-(which programs a switch) and the REST API; the flows themselves come from ``flows/``.
+This module is the thin shell: Ryu events go to :class:`app.switch.Switch` (which programs
+a switch) and :class:`app.service.Sggw` (what the REST API works with); the flows come from
+``flows/``.
 """
 import logging
 import os
@@ -22,12 +23,12 @@ from ryu.controller.handler import (
     CONFIG_DISPATCHER, DEAD_DISPATCHER, HANDSHAKE_DISPATCHER, MAIN_DISPATCHER, set_ev_cls)
 from ryu.lib import hub
 from ryu.ofproto import ofproto_v1_3 as ofp
-from ryu.ofproto import ofproto_v1_3_parser as parser
 
 from app import config as sggw_config
 from app.channel import describe_error
-from app.metrics import render_metrics
-from app.rest import API, RestApi
+from app.rest import API, RestApi, UnknownPath
+from app.service import Sggw
+from app.store import Store, StoreError
 from app.switch import Switch
 from flows import tables
 
@@ -42,16 +43,17 @@ cfg.CONF.set_default("wsapi_host", "127.0.0.1")
 cfg.CONF.set_default("ofp_listen_host", "127.0.0.1")
 
 
-def load_config_or_exit():
-    """The validated config, or one line on stderr and exit status 2."""
+def start_or_exit():
+    """The validated config and REST-made objects, or one line on stderr and exit status 2."""
     path = os.environ.get(CONFIG_ENV)
     if not path:
         sys.stderr.write("sggw: %s is not set: point it at the YAML config "
                          "(SGGW_CONFIG=sggw.yaml ryu-manager app/sggw_app.py)\n" % CONFIG_ENV)
         raise SystemExit(2)
     try:
-        return sggw_config.load(path)
-    except sggw_config.ConfigError as exc:
+        loaded = sggw_config.load(path)
+        return Sggw(loaded, Store(loaded.state_file).load(loaded))
+    except (sggw_config.ConfigError, StoreError) as exc:
         sys.stderr.write("sggw: %s\n" % exc)
         raise SystemExit(2) from None
 
@@ -62,17 +64,16 @@ class SggwApp(app_manager.RyuApp):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.config = load_config_or_exit()
-        for opt, value in (("wsapi_host", self.config.api.host),
-                           ("wsapi_port", self.config.api.port),
-                           ("ofp_listen_host", self.config.openflow.host),
-                           ("ofp_tcp_listen_port", self.config.openflow.port)):
+        self.sggw = start_or_exit()
+        conf = self.sggw.config
+        for opt, value in (("wsapi_host", conf.api.host), ("wsapi_port", conf.api.port),
+                           ("ofp_listen_host", conf.openflow.host),
+                           ("ofp_tcp_listen_port", conf.openflow.port)):
             cfg.CONF.set_default(opt, value)
-        self.switches = {}  # dp_id -> Switch (connected ones)
-        self.packet_ins = {}  # dp_id -> count
-        kwargs["wsgi"].register(RestApi, {API: self})
+        kwargs["wsgi"].register(RestApi, {API: self.sggw})
+        kwargs["wsgi"].register(UnknownPath)
         LOG.info("sggw: %d datapaths configured from %s; OpenFlow on %s:%s, REST on %s:%s",
-                 len(self.config.datapaths), self.config.source, cfg.CONF.ofp_listen_host,
+                 len(conf.datapaths), conf.source, cfg.CONF.ofp_listen_host,
                  cfg.CONF.ofp_tcp_listen_port or 6653, cfg.CONF.wsapi_host,
                  cfg.CONF.wsapi_port)
 
@@ -80,31 +81,32 @@ class SggwApp(app_manager.RyuApp):
 
     @set_ev_cls(ofp_event.EventOFPStateChange, [MAIN_DISPATCHER, DEAD_DISPATCHER])
     def _state_change(self, ev):
-        datapath = ev.datapath
+        datapath, switches = ev.datapath, self.sggw.switches
         if ev.state == MAIN_DISPATCHER:
-            dp_cfg = self.config.by_dp_id(datapath.id)
+            dp_cfg = self.sggw.config.by_dp_id(datapath.id)
             if dp_cfg is None:
                 LOG.warning("datapath %#x is not in %s: left unprogrammed", datapath.id,
-                            self.config.source)
+                            self.sggw.config.source)
                 return
-            old = self.switches.get(datapath.id)
+            old = switches.get(datapath.id)
             if old is not None:
                 old.close()
-            switch = Switch(dp_cfg, datapath, self.config.ovsdb)
-            self.switches[datapath.id] = switch
+            switch = Switch(self.sggw.effective(dp_cfg.name), datapath,
+                            self.sggw.config.ovsdb)
+            switches[datapath.id] = switch
             LOG.info("%s: connected", switch.name)
             hub.spawn(switch.sync)
         elif ev.state == DEAD_DISPATCHER and datapath.id is not None:
-            switch = self.switches.get(datapath.id)
+            switch = switches.get(datapath.id)
             if switch is not None and switch.datapath is datapath:
-                del self.switches[datapath.id]
+                del switches[datapath.id]
                 switch.close()
                 LOG.warning("%s: disconnected (its flows stay; it keeps forwarding)",
                             switch.name)
 
     @set_ev_cls(ofp_event.EventOFPPortStateChange, MAIN_DISPATCHER)
     def _port_state_change(self, ev):
-        switch = self.switches.get(ev.datapath.id)
+        switch = self.sggw.switches.get(ev.datapath.id)
         if switch is None:
             return
         todo = switch.port_changed(ev.port_no)
@@ -115,19 +117,20 @@ class SggwApp(app_manager.RyuApp):
 
     # --- replies for Channel -------------------------------------------------------------------
 
-    @set_ev_cls([ofp_event.EventOFPBarrierReply, ofp_event.EventOFPFlowStatsReply,
-                 ofp_event.EventOFPMeterConfigStatsReply, ofp_event.EventOFPMeterStatsReply,
-                 ofp_event.EventOFPTableStatsReply,
-                 ofp_event.EventONFBundleCtrlMsg], MAIN_DISPATCHER)
+    @set_ev_cls([ofp_event.EventOFPBarrierReply, ofp_event.EventONFBundleCtrlMsg,
+                 ofp_event.EventOFPFlowStatsReply, ofp_event.EventOFPTableStatsReply,
+                 ofp_event.EventOFPGroupDescStatsReply, ofp_event.EventOFPGroupStatsReply,
+                 ofp_event.EventOFPMeterConfigStatsReply, ofp_event.EventOFPMeterStatsReply],
+                MAIN_DISPATCHER)
     def _reply(self, ev):
-        switch = self.switches.get(ev.msg.datapath.id)
+        switch = self.sggw.switches.get(ev.msg.datapath.id)
         if switch is not None:
             switch.channel.dispatch(ev.msg)
 
     @set_ev_cls(ofp_event.EventOFPErrorMsg,
                 [HANDSHAKE_DISPATCHER, CONFIG_DISPATCHER, MAIN_DISPATCHER])
     def _error(self, ev):
-        switch = self.switches.get(ev.msg.datapath.id)
+        switch = self.sggw.switches.get(ev.msg.datapath.id)
         if switch is None or not switch.channel.dispatch(ev.msg):
             LOG.error("datapath %#x sent an unexpected error: %s", ev.msg.datapath.id,
                       describe_error(ev.msg))
@@ -136,63 +139,7 @@ class SggwApp(app_manager.RyuApp):
     def _packet_in(self, ev):
         msg = ev.msg
         dp_id = msg.datapath.id
-        self.packet_ins[dp_id] = self.packet_ins.get(dp_id, 0) + 1
-        switch = self.switches.get(dp_id)
+        self.sggw.packet_ins[dp_id] = self.sggw.packet_ins.get(dp_id, 0) + 1
+        switch = self.sggw.switches.get(dp_id)
         if switch is not None and msg.table_id == tables.DELIVER.id:
             switch.probe(msg.data)
-
-    # --- used by the REST API ----------------------------------------------------------------
-
-    def find_switch(self, ref):
-        """The config name for ``ref``: a datapath name, or its dp_id in decimal or 0x-hex."""
-        if ref in self.config.datapaths:
-            return ref
-        try:
-            dp_id = int(ref, 0)
-        except ValueError:
-            return None
-        dp_cfg = self.config.by_dp_id(dp_id)
-        return dp_cfg.name if dp_cfg else None
-
-    def describe_switch(self, name):
-        dp_cfg = self.config.datapaths[name]
-        switch = self.switches.get(dp_cfg.dp_id)
-        out = {"name": name, "dp_id": "%#x" % dp_cfg.dp_id, "connected": switch is not None}
-        if switch is None:
-            return out
-        out.update(state=switch.state, error=switch.error, last_sync=switch.last_sync,
-                   learned_tables_bounded=switch.table_bounds_error is None,
-                   packet_ins=self.packet_ins.get(dp_cfg.dp_id, 0),
-                   neighbour_probes=switch.probes_sent)
-        if switch.table_bounds_error:
-            out["learned_tables_error"] = switch.table_bounds_error
-        ports = []
-        for no, port in sorted(switch.datapath.ports.items()):
-            role = switch.portmap.role(no) if switch.portmap else None
-            ports.append({"port_no": no, "name": _text(port.name), "role": role,
-                          "up": switch.port_up.get(no, False)})
-        out["ports"] = ports
-        if switch.portmap and switch.portmap.missing:
-            out["missing_ports"] = [{"role": r, "port": p} for r, p in switch.portmap.missing]
-        return out
-
-    def health(self):
-        switches = {name: self.describe_switch(name) for name in self.config.datapaths}
-        ok = all(s["connected"] and s["state"] == "programmed"
-                 and s["learned_tables_bounded"] for s in switches.values())
-        return {"status": "ok" if ok else "degraded", "switches": {
-            name: {k: s.get(k) for k in ("connected", "state", "error",
-                                         "learned_tables_bounded")}
-            for name, s in switches.items()}}
-
-    def table_stats(self, switch):
-        """{table id: active flow count}, asked from the switch (blocks)."""
-        replies = switch.channel.stats(parser.OFPTableStatsRequest(None, 0))
-        return {t.table_id: t.active_count for t in replies}
-
-    def metrics(self):
-        return render_metrics(self)
-
-
-def _text(value):
-    return value.decode() if isinstance(value, bytes) else value

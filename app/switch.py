@@ -1,9 +1,11 @@
 """One connected bridge: what sggw wants on it, what it has, and every change to it.
 
-All changes go through :meth:`Switch.sync` (reconcile static flows and meters with the
-desired state, atomically) or :meth:`Switch.forget_port` (drop what was learned through a
-port). Both block on the switch's answers, so they run in their own green thread, one at a
-time per switch.
+Changes go through :meth:`Switch.sync` (compare the whole desired state with the switch's
+own dumps: on connect and when ports come or go), :meth:`Switch.apply` (a new datapath
+config from the REST API: only the parts that changed), or :meth:`Switch.forget_port`.
+Flows and groups change in one atomic bundle and meters around it, so the switch ends up
+either fully changed or as it was. All of these block on the switch's answers, so they run
+in their own green thread, one at a time per switch.
 """
 import ipaddress
 import logging
@@ -15,24 +17,27 @@ from ryu.ofproto import ofproto_v1_3_parser as parser
 
 from app import ovsdb
 from app.channel import Channel, SwitchError
-from flows import pipeline, probes, reconcile, tables
+from flows import desired, probes, reconcile, tables
 from flows.ofp import OFPP_LOCAL, delete_flows
 from flows.ports import resolve
 
 LOG = logging.getLogger("sggw.switch")
 PROBE_INTERVAL = 1.0  # seconds between probes for the same address
-PIPELINE_METERS = range(1, 2)  # meter ids sggw's pipeline owns
 
 
 def port_is_up(port):
     return not (port.state & ofp.OFPPS_LINK_DOWN or port.config & ofp.OFPPC_PORT_DOWN)
 
 
+def port_name(port):
+    return port.name.decode() if isinstance(port.name, bytes) else port.name
+
+
 class Switch:
     """A configured datapath that is connected now."""
 
-    def __init__(self, cfg, datapath, ovsdb_address):
-        self.cfg = cfg
+    def __init__(self, dp, datapath, ovsdb_address):
+        self.dp = dp  # the datapath config in force: the file's plus REST-made objects
         self.datapath = datapath
         self.channel = Channel(datapath)
         self.ovsdb_address = ovsdb_address
@@ -41,46 +46,109 @@ class Switch:
         self.error = None
         self.table_bounds_error = None
         self.portmap = None
+        self.installed = {}  # part key -> reconcile.PartState
         self.port_up = {no: port_is_up(p) for no, p in datapath.ports.items()}
         self.last_sync = {}
+        self.path_activity = {}  # learned path -> (packet count, when it last changed)
         self.probes_sent = 0
         self._probed = {}  # (vid, address) -> monotonic time of the last probe
 
     @property
     def name(self):
-        return "%s (%#x)" % (self.cfg.name, self.cfg.dp_id)
+        return "%s (%#x)" % (self.dp.name, self.dp.dp_id)
+
+    @property
+    def programmed(self):
+        return self.state == "programmed"
 
     # --- programming ----------------------------------------------------------------------
 
     def sync(self):
-        """Reconcile the switch with the config and its current ports; never half-applies."""
+        """Make the switch hold exactly the desired state (compared with its own dumps)."""
         with self.lock:
             started = time.monotonic()
             try:
                 if self.state == "connecting":
                     self._bound_tables()
-                self.portmap = resolve(self.cfg.ports, {
-                    no: port.name.decode() if isinstance(port.name, bytes) else port.name
-                    for no, port in self.datapath.ports.items()})
-                for role, ref in self.portmap.missing:
-                    LOG.warning("%s: %s port %r is not on the switch; waiting for it",
-                                self.name, role, ref)
-                changes = self._reconcile()
+                self.portmap = resolve(self.dp.ports, {
+                    no: port_name(port) for no, port in self.datapath.ports.items()})
+                plan = desired.plan(self.dp, self.portmap)
+                self._warn_missing()
+                changes, installed = reconcile.from_switch(plan, self._dump())
+                self._send(changes)
             except SwitchError as exc:
                 self.state, self.error = "failed", str(exc)
                 LOG.error("%s: programming failed, switch left as it was: %s", self.name, exc)
                 return False
+            self.installed = installed
             self.state, self.error = "programmed", None
-            self.last_sync = dict(changes, seconds=round(time.monotonic() - started, 3))
-            LOG.info("%s: programmed: %d flows (%d added, %d removed), %d meter changes "
-                     "in %.3f s", self.name, changes["flows"], changes["added"],
-                     changes["removed"], changes["meters"], self.last_sync["seconds"])
+            self._record(changes, started)
             return True
 
-    def _bound_tables(self):
-        limit = self.cfg.reverse_path.max_flows
+    def apply(self, dp):
+        """Put datapath config ``dp`` on the switch, changing only what differs from now.
+
+        Raises SwitchError (the switch is then left as it was) and keeps the old config."""
+        with self.lock:
+            if not self.programmed:
+                raise SwitchError("the switch is not programmed yet (%s)"
+                                  % (self.error or self.state))
+            started = time.monotonic()
+            plan = desired.plan(dp, self.portmap)
+            changes, installed = reconcile.incremental(plan, self.installed)
+            self._send(changes)
+            self.dp, self.installed = dp, installed
+            self._record(changes, started)
+
+    def _dump(self):
+        flows = self.channel.stats(parser.OFPFlowStatsRequest(
+            None, table_id=ofp.OFPTT_ALL, cookie=tables.STATIC_COOKIES[0],
+            cookie_mask=tables.STATIC_COOKIES[1]))
+        groups = self.channel.stats(parser.OFPGroupDescStatsRequest(None))
+        meters = self.channel.stats(parser.OFPMeterConfigStatsRequest(None))
+        return reconcile.reported(flows, groups, meters, tables.GROUP_RANGE, tables.METER_RANGE)
+
+    def _send(self, changes):
+        """Meters first, then flows and groups in one bundle (all or nothing), then meter
+        deletes. If the bundle fails, the meters are put back as they were."""
+        self.channel.transact(changes.meters_first)
         try:
-            bridge = ovsdb.configure_tables(self.ovsdb_address, self.cfg.dp_id, limit)
+            self.channel.commit(changes.bundle)
+        except SwitchError:
+            try:
+                self.channel.transact(changes.undo_meters)
+            except SwitchError as exc:
+                LOG.error("%s: could not undo meter changes: %s", self.name, exc)
+            raise
+        self.channel.transact(changes.meters_last)
+
+    def _record(self, changes, started):
+        self.last_sync = {"flows": sum(len(p.state.flows) for p in self.installed.values()),
+                          "added": changes.added, "removed": changes.removed,
+                          "messages": len(changes.bundle) + len(changes.meters_first)
+                          + len(changes.meters_last),
+                          "seconds": round(time.monotonic() - started, 3)}
+        LOG.info("%s: programmed: %d flows (%d added, %d removed), %d messages in %.3f s",
+                 self.name, self.last_sync["flows"], changes.added, changes.removed,
+                 self.last_sync["messages"], self.last_sync["seconds"])
+
+    def _warn_missing(self):
+        for role, ref in self.portmap.missing:
+            LOG.warning("%s: %s port %r is not on the switch; waiting for it",
+                        self.name, role, ref)
+        for placed in desired.placements(self.dp, self.portmap):
+            for ref in placed.missing:
+                LOG.warning("%s: mirror %s: port %r is not on the switch; waiting for it",
+                            self.name, placed.session.name, ref)
+            for ref in placed.refused:
+                LOG.error("%s: mirror %s: destination %r is a lan/wan/tunnel/local port; "
+                          "it stays a normal port and gets no copies", self.name,
+                          placed.session.name, ref)
+
+    def _bound_tables(self):
+        limit = self.dp.reverse_path.max_flows
+        try:
+            bridge = ovsdb.configure_tables(self.ovsdb_address, self.dp.dp_id, limit)
         except ovsdb.OvsdbError as exc:
             self.table_bounds_error = str(exc)
             LOG.error("%s: learned tables are NOT bounded (%s)", self.name, exc)
@@ -89,33 +157,21 @@ class Switch:
         LOG.info("%s: bridge %s: learned tables bounded to %d flows each (evict)",
                  self.name, bridge, limit)
 
-    def _reconcile(self):
-        want_flows = pipeline.flows(self.cfg, self.portmap)
-        have_flows = self.channel.stats(parser.OFPFlowStatsRequest(
-            None, table_id=ofp.OFPTT_ALL, cookie=tables.STATIC_COOKIES[0],
-            cookie_mask=tables.STATIC_COOKIES[1]))
-        have_meters = self.channel.stats(parser.OFPMeterConfigStatsRequest(None))
-        meter_mods = reconcile.meter_diff(pipeline.meters(), have_meters, PIPELINE_METERS)
-        deletes, adds = reconcile.diff(want_flows, have_flows)
-        # meters first (flows refer to them); flows all-or-nothing in one bundle
-        self.channel.transact([m for m in meter_mods if m.command != ofp.OFPMC_DELETE])
-        self.channel.commit(deletes + adds)
-        self.channel.transact([m for m in meter_mods if m.command == ofp.OFPMC_DELETE])
-        return {"flows": len(want_flows), "added": len(adds), "removed": len(deletes),
-                "meters": len(meter_mods)}
-
     def forget_port(self, port_no):
         """Delete every flow learned through ``port_no`` (it went down or away)."""
         cookie, mask = tables.learned_through(port_no)
+        self.flush(cookie, mask)
+        LOG.info("%s: port %s down: flushed what was learned through it", self.name, port_no)
+
+    def flush(self, cookie, mask, table_id=ofp.OFPTT_ALL, match=None):
+        """Delete the learned flows selected by cookie/mask (and ``match``)."""
         with self.lock:
             try:
-                self.channel.transact([delete_flows(cookie=cookie, cookie_mask=mask)])
+                self.channel.transact([delete_flows(table_id=table_id, cookie=cookie,
+                                                    cookie_mask=mask, match_=match)])
             except SwitchError as exc:
-                LOG.error("%s: could not flush flows learned on port %s: %s",
-                          self.name, port_no, exc)
-                return False
-        LOG.info("%s: port %s down: flushed what was learned through it", self.name, port_no)
-        return True
+                LOG.error("%s: could not flush learned flows: %s", self.name, exc)
+                raise
 
     def port_changed(self, port_no):
         """A port was added, changed or deleted: returns what needs doing."""
@@ -145,8 +201,8 @@ class Switch:
         self._probed[wanted] = now
         vid, address = wanted
         source = None
-        if self.cfg.local_ip is not None and address.version == 4:
-            source = ipaddress.IPv4Address(self.cfg.local_ip.ip)
+        if self.dp.local_ip is not None and address.version == 4:
+            source = ipaddress.IPv4Address(self.dp.local_ip.ip)
         LOG.info("%s: no neighbour known for %s%s: probing", self.name, address,
                  "" if vid is None else " (vlan %d)" % vid)
         frame = probes.probe_frame(local.hw_addr, vid, address, source)

@@ -1,0 +1,429 @@
+"""What sggw knows and can do: the config, the REST-made objects, the connected switches.
+
+The Ryu shell (``sggw_app.py``) feeds it switch events; the REST API (``rest.py``) calls
+its operations. A change (create, replace, delete a capture rule or mirror session) is
+checked, applied to the switch (which confirms it), and only then written to the store:
+it either fully happens or nothing changes. Errors are :class:`ApiError` with an HTTP status.
+"""
+import ipaddress
+import logging
+import time
+from dataclasses import replace
+
+from ryu.lib import hub
+from ryu.ofproto import ofproto_v1_3 as ofp
+from ryu.ofproto import ofproto_v1_3_parser as parser
+
+from app import config
+from app.channel import Rejected, SwitchError
+from app.metrics import render_metrics
+from app.store import FIRST_API_ID, StoreError
+from app.switch import port_name
+from flows import tables
+from flows.ofp import ETH_TYPE_IP, ETH_TYPE_IPV6
+
+LOG = logging.getLogger("sggw")
+CONFIG_KEY = {"captures": "capture", "mirrors": "mirrors"}  # Datapath attribute per kind
+NOUN = {"captures": "capture rule", "mirrors": "mirror session"}
+
+
+class ApiError(Exception):
+    """An answer other than success: HTTP ``status``, a message and, for bad input, the
+    field (a key path into the request body) it is about."""
+
+    def __init__(self, status, message, field=None):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.field = field
+
+
+class Sggw:
+    def __init__(self, cfg, store):
+        self.config = cfg
+        self.store = store
+        self.switches = {}  # dp_id -> app.switch.Switch, while connected
+        self.packet_ins = {}  # dp_id -> count
+        self._changing = hub.Semaphore(1)  # one change at a time: read, apply, persist
+
+    # --- datapaths ------------------------------------------------------------------------
+
+    def effective(self, name):
+        """Datapath ``name`` as the switch should have it: the file's objects, then REST's."""
+        dp = self.config.datapaths[name]
+        return replace(dp, capture=dp.capture + tuple(self.store.get(name, "captures")),
+                       mirrors=dp.mirrors + tuple(self.store.get(name, "mirrors")))
+
+    def resolve_dp(self, ref):
+        """The config name for ``ref``: a datapath name, or its dp_id in decimal or 0x-hex."""
+        if ref in self.config.datapaths:
+            return ref
+        try:
+            dp_id = int(ref, 0)
+        except ValueError:
+            dp_id = None
+        dp = self.config.by_dp_id(dp_id) if dp_id is not None else None
+        if dp is None:
+            raise ApiError(404, "no configured switch %r" % ref, "dp")
+        return dp.name
+
+    def switch(self, name):
+        return self.switches.get(self.config.datapaths[name].dp_id)
+
+    def _programmed_switch(self, name):
+        switch = self.switch(name)
+        if switch is None:
+            raise ApiError(503, "switch %s is not connected: nothing was changed" % name)
+        if not switch.programmed:
+            raise ApiError(503, "switch %s is not programmed (%s): nothing was changed"
+                           % (name, switch.error or switch.state))
+        return switch
+
+    def describe_switch(self, name):
+        dp = self.config.datapaths[name]
+        switch = self.switch(name)
+        out = {"name": name, "dp_id": "%#x" % dp.dp_id, "connected": switch is not None}
+        if switch is None:
+            return out
+        out.update(state=switch.state, error=switch.error, last_sync=switch.last_sync,
+                   learned_tables_bounded=switch.table_bounds_error is None,
+                   packet_ins=self.packet_ins.get(dp.dp_id, 0),
+                   neighbour_probes=switch.probes_sent)
+        if switch.table_bounds_error:
+            out["learned_tables_error"] = switch.table_bounds_error
+        out["ports"] = [{"port_no": no, "name": port_name(port),
+                         "role": switch.portmap.role(no) if switch.portmap else None,
+                         "up": switch.port_up.get(no, False)}
+                        for no, port in sorted(switch.datapath.ports.items())]
+        if switch.portmap and switch.portmap.missing:
+            out["missing_ports"] = [{"role": r, "port": p} for r, p in switch.portmap.missing]
+        return out
+
+    def health(self):
+        switches = {name: self.describe_switch(name) for name in self.config.datapaths}
+        ok = all(s["connected"] and s["state"] == "programmed"
+                 and s["learned_tables_bounded"] for s in switches.values())
+        return {"status": "ok" if ok else "degraded", "switches": {
+            name: {k: s.get(k) for k in ("connected", "state", "error",
+                                         "learned_tables_bounded")}
+            for name, s in switches.items()}}
+
+    def metrics(self):
+        return render_metrics(self)
+
+    def session_counters(self, name):
+        """[(session name, counters)] of ``name``'s mirror sessions, if it is connected."""
+        sessions = self.effective(name).mirrors
+        counters = self._counters(name, "mirrors", sessions) or {}
+        return [(s.name, counters[s.id]) for s in sessions if s.id in counters]
+
+    # --- capture rules and mirror sessions ---------------------------------------------------
+
+    def objects(self, name, kind):
+        """Every capture rule or mirror session of ``name``, the file's first."""
+        dp = self.effective(name)
+        found = getattr(dp, CONFIG_KEY[kind])
+        counters = self._counters(name, kind, found)
+        return [self._describe(obj, kind, counters) for obj in found]
+
+    def object(self, name, kind, obj_name):
+        found = [o for o in getattr(self.effective(name), CONFIG_KEY[kind]) if o.name == obj_name]
+        if not found:
+            raise ApiError(404, "no %s %r on %s" % (NOUN[kind], obj_name, name), "name")
+        return self._describe(found[0], kind, self._counters(name, kind, found))
+
+    def _describe(self, obj, kind, counters):
+        out = dict(obj.to_dict(),
+                   source="config" if obj.id < FIRST_API_ID else "api")
+        if counters is not None:
+            out["counters"] = counters.get(obj.id, _zero(kind))
+        return out
+
+    def create(self, name, kind, body):
+        with self._changing:
+            obj = self._parse(name, kind, body)
+            if self._find(name, kind, obj.name) is not None:
+                raise ApiError(409, "%s %r already exists on %s" % (NOUN[kind], obj.name, name),
+                               "name")
+            obj = replace(obj, id=self.store.next_id(name, kind))
+            self._commit(name, kind, self.store.get(name, kind) + [obj])
+            return self._describe(obj, kind, None)
+
+    def replace(self, name, kind, obj_name, body):
+        with self._changing:
+            if isinstance(body, dict) and body.get("name", obj_name) != obj_name:
+                raise ApiError(400, "the name in the body (%r) differs from the URL (%r)"
+                               % (body.get("name"), obj_name), "name")
+            if isinstance(body, dict):
+                body = dict(body, name=obj_name)
+            old = self._api_object(name, kind, obj_name)
+            obj = replace(self._parse(name, kind, body, replacing=obj_name), id=old.id)
+            self._commit(name, kind, [obj if o.id == old.id else o
+                                      for o in self.store.get(name, kind)])
+            return self._describe(obj, kind, None)
+
+    def delete(self, name, kind, obj_name):
+        with self._changing:
+            old = self._api_object(name, kind, obj_name)
+            self._commit(name, kind, [o for o in self.store.get(name, kind) if o.id != old.id])
+
+    def _find(self, name, kind, obj_name):
+        for obj in getattr(self.effective(name), CONFIG_KEY[kind]):
+            if obj.name == obj_name:
+                return obj
+        return None
+
+    def _api_object(self, name, kind, obj_name):
+        obj = self._find(name, kind, obj_name)
+        if obj is None:
+            raise ApiError(404, "no %s %r on %s" % (NOUN[kind], obj_name, name), "name")
+        if obj.id < FIRST_API_ID:
+            raise ApiError(409, "%s %r is defined in %s; change it there"
+                           % (NOUN[kind], obj_name, self.config.source), "name")
+        return obj
+
+    def _parse(self, name, kind, body, replacing=None):
+        """The object in ``body``, checked against the config, the other objects and the
+        switch's ports (so the switch accepts it)."""
+        dp = self.effective(name)
+        if not isinstance(body, dict):
+            raise ApiError(400, "expected a JSON object", None)
+        try:
+            if kind == "captures":
+                obj = config.capture_rule(body, None, dp.ports)
+                if dp.ports.tunnel is None:
+                    raise config.ConfigError(None, "capture rules need ports.tunnel, which "
+                                                   "%s does not have" % name)
+            else:
+                obj = config.mirror(body, None, dp.ports)
+                others = [m for m in dp.mirrors if m.name not in (obj.name, replacing)]
+                config.check_mirror_against(obj, others, None)
+        except config.ConfigError as exc:
+            raise ApiError(400, exc.reason, exc.path) from None
+        switch = self._programmed_switch(name)
+        if kind == "mirrors":
+            _check_mirror_ports(obj, switch.portmap)
+        return obj
+
+    def _commit(self, name, kind, objects):
+        """Apply ``objects`` as ``name``'s REST-made ``kind`` on the switch, then persist."""
+        switch = self._programmed_switch(name)
+        content = self.store.with_changed(name, kind, objects)
+        dp = self.config.datapaths[name]
+        new = replace(dp, capture=dp.capture + tuple(content[name]["captures"]),
+                      mirrors=dp.mirrors + tuple(content[name]["mirrors"]))
+        try:
+            temp = self.store.write(content)
+        except StoreError as exc:
+            raise ApiError(500, "%s: nothing was changed" % exc) from None
+        try:
+            switch.apply(new)
+        except Rejected as exc:
+            self.store.discard(temp)
+            raise ApiError(502, "the switch refused the change (%s): nothing was changed"
+                           % exc) from None
+        except SwitchError as exc:
+            self.store.discard(temp)
+            raise ApiError(503, "switch %s: %s: nothing was changed" % (name, exc)) from None
+        self.store.commit(temp, content)
+
+    # --- counters ---------------------------------------------------------------------------
+
+    def _counters(self, name, kind, objects):
+        """{object id: counters} read from the switch, or None if it is not connected."""
+        switch = self.switch(name)
+        if switch is None or not switch.programmed:
+            return None
+        try:
+            if kind == "captures":
+                return _capture_counters(switch)
+            return _mirror_counters(switch, objects)
+        except SwitchError:
+            return None
+
+    # --- learned reverse paths --------------------------------------------------------------
+
+    def paths(self, name, limit):
+        switch = self._connected(name)
+        entries = switch.channel.stats(_reverse_paths_request())
+        now = time.monotonic()
+        seen = {}
+        out = []
+        for entry in entries:
+            path = _describe_path(entry, switch.portmap)
+            key = (repr(sorted(entry.match.items())), entry.cookie)
+            previous = switch.path_activity.get(key)
+            if previous is None or previous[0] != entry.packet_count:
+                since = now if previous is not None else None
+                if entry.packet_count == 0:
+                    since = now - entry.duration_sec
+            else:
+                since = previous[1]
+            seen[key] = (entry.packet_count, since)
+            path["idle_age"] = None if since is None else round(now - since)
+            out.append(path)
+        switch.path_activity = seen
+        out.sort(key=lambda p: (p["duration"], p["reply"]["src"]))
+        return {"total": len(out), "paths": out[:limit]}
+
+    def flush_paths(self, name, port=None, host=None):
+        switch = self._connected(name)
+        cookie, mask = tables.cookie(tables.KIND_LEARNED_REVERSE), \
+            tables.SIGNATURE_MASK | (0xFF << tables.KIND_SHIFT)
+        if port is not None:
+            number = switch.portmap.lookup(_port_ref(port)) if switch.portmap else None
+            if number is None:
+                raise ApiError(400, "%r is not a port of %s" % (port, name), "port")
+            cookie, mask = tables.cookie(tables.KIND_LEARNED_REVERSE, number), (1 << 64) - 1
+        matches = [None]
+        if host is not None:
+            try:
+                address = ipaddress.ip_address(host)
+            except ValueError:
+                raise ApiError(400, "%r is not an IP address" % host, "host") from None
+            family = "ipv4" if address.version == 4 else "ipv6"
+            eth_type = ETH_TYPE_IP if address.version == 4 else ETH_TYPE_IPV6
+            matches = [parser.OFPMatch(eth_type=eth_type, **{family + "_" + side: str(address)})
+                       for side in ("src", "dst")]
+        flushed = 0
+        try:
+            for match in matches:
+                request = _reverse_paths_request(cookie, mask, match)
+                flushed += len(switch.channel.stats(request))
+                switch.flush(cookie, mask, tables.REVERSE.id, match)
+        except SwitchError as exc:
+            raise ApiError(503, "switch %s: %s" % (name, exc)) from None
+        return {"flushed": flushed}
+
+    def _connected(self, name):
+        switch = self.switch(name)
+        if switch is None or switch.portmap is None:
+            raise ApiError(503, "switch %s is not connected" % name)
+        return switch
+
+
+# --- helpers ------------------------------------------------------------------------------------
+
+def _zero(kind):
+    if kind == "captures":
+        return {"packets": 0, "bytes": 0}
+    return {"packets": 0, "bytes": 0, "rate_limited": 0, "destinations": {}}
+
+
+def _port_ref(value):
+    return int(value) if isinstance(value, str) and value.isdigit() else value
+
+
+def _check_mirror_ports(session, ports):
+    """Every port a session names must be on the switch, and destinations must be plain
+    analyzer ports (not a role's port under another name or number)."""
+    roles = {port: ports.role(port) for port in ports.all}
+    sources = set()
+    for i, source in enumerate(session.sources):
+        found = ports.expand(source.port)
+        if not found:
+            what = "has no port on the switch" if source.port in config.SOURCE_ROLES \
+                else "is not a port of the switch"
+            raise ApiError(400, "%r %s" % (source.port, what), "sources[%d].port" % i)
+        sources.update(found)
+    for i, dest in enumerate(session.destinations):
+        number = ports.lookup(dest.port)
+        field = "destinations[%d].port" % i
+        if number is None:
+            raise ApiError(400, "%r is not a port of the switch" % (dest.port,), field)
+        if number in roles:
+            raise ApiError(400, "%r is the %s port; a destination carries only mirror copies"
+                           % (dest.port, roles[number]), field)
+        if number in sources:
+            raise ApiError(400, "%r is also a source of this session" % (dest.port,), field)
+
+
+def _capture_counters(switch):
+    entries = switch.channel.stats(parser.OFPFlowStatsRequest(
+        None, table_id=tables.CAPTURE.id, cookie=tables.cookie(tables.KIND_CAPTURE),
+        cookie_mask=tables.SIGNATURE_MASK | (0xFF << tables.KIND_SHIFT)))
+    out = {}
+    for entry in entries:
+        counts = out.setdefault(entry.cookie & tables.ID_MASK, {"packets": 0, "bytes": 0})
+        counts["packets"] += entry.packet_count
+        counts["bytes"] += entry.byte_count
+    return out
+
+
+def _mirror_counters(switch, sessions):
+    """Per session: copies delivered (group counts less what the meter dropped), per
+    destination likewise (bucket counts), and the meter's drops. The group counts every
+    packet that reached the session; the meter stands between them and the analyzers."""
+    groups = {g.group_id: g for g in switch.channel.stats(
+        parser.OFPGroupStatsRequest(None, 0, ofp.OFPG_ALL))}
+    meters = {m.meter_id: m for m in switch.channel.stats(
+        parser.OFPMeterStatsRequest(None, 0, ofp.OFPM_ALL))}
+    out = {}
+    for session in sessions:
+        stats = groups.get(tables.session_group(session.id))
+        if stats is None:
+            continue
+        meter = meters.get(tables.session_meter(session.id))
+        dropped = sum(b.packet_band_count for b in meter.band_stats) if meter else 0
+        dropped_bytes = sum(b.byte_band_count for b in meter.band_stats) if meter else 0
+        destinations = {}
+        for dest, bucket in zip(session.destinations, stats.bucket_stats):
+            destinations[str(dest.port)] = {
+                "packets": max(bucket.packet_count - dropped, 0),
+                "bytes": max(bucket.byte_count - dropped_bytes, 0)}
+        out[session.id] = {"packets": max(stats.packet_count - dropped, 0),
+                           "bytes": max(stats.byte_count - dropped_bytes, 0),
+                           "rate_limited": dropped, "destinations": destinations}
+    return out
+
+
+def _reverse_paths_request(cookie=None, mask=None, match=None):
+    if cookie is None:
+        cookie = tables.cookie(tables.KIND_LEARNED_REVERSE)
+        mask = tables.SIGNATURE_MASK | (0xFF << tables.KIND_SHIFT)
+    return parser.OFPFlowStatsRequest(None, table_id=tables.REVERSE.id, cookie=cookie,
+                                      cookie_mask=mask, match=match or parser.OFPMatch())
+
+
+_PROTOS = {1: "icmp", 6: "tcp", 17: "udp", 58: "icmpv6"}
+
+
+def _describe_path(entry, ports):
+    """A learned reverse path as the API shows it: the reply it waits for and where the
+    reply goes."""
+    fields = dict(entry.match.items())
+    v6 = fields.get("eth_type") == ETH_TYPE_IPV6
+    reply = {"family": 6 if v6 else 4,
+             "src": fields.get("ipv6_src" if v6 else "ipv4_src"),
+             "dst": fields.get("ipv6_dst" if v6 else "ipv4_dst")}
+    proto = fields.get("ip_proto")
+    if proto is not None:
+        reply["proto"] = _PROTOS.get(proto, proto)
+    for l4 in ("tcp", "udp"):
+        if l4 + "_src" in fields:
+            reply["src_port"], reply["dst_port"] = fields[l4 + "_src"], fields[l4 + "_dst"]
+    vlan = fields.get("vlan_vid")
+    if isinstance(vlan, tuple):
+        vlan = vlan[0]
+    reply["vlan"] = vlan & 0xFFF if vlan and vlan & ofp.OFPVID_PRESENT else None
+    from_tunnel = fields.get(tables.REG_FROM_TUNNEL)
+    if isinstance(from_tunnel, tuple):
+        from_tunnel = from_tunnel[0]
+    reply["from"] = "tunnel" if from_tunnel else "wire"
+    out = {}
+    for inst in entry.instructions:
+        for action in getattr(inst, "actions", []):
+            key = getattr(action, "key", None) or getattr(action, "dst", None)
+            value = getattr(action, "value", None)
+            if key in ("eth_dst", "eth_src", "eth_dst_nxm", "eth_src_nxm"):
+                out[key.replace("_nxm", "")] = value if isinstance(value, str) \
+                    else ":".join("%02x" % b for b in int(value).to_bytes(6, "big"))
+            elif key == tables.REG_OUT:
+                out["port_no"] = value
+    port_no = out.get("port_no")
+    names = dict(ports.switch_ports) if ports else {}
+    return {"reply": reply,
+            "to": {"port_no": port_no, "port": names.get(port_no), "eth_dst": out.get("eth_dst"),
+                   "eth_src": out.get("eth_src")},
+            "packets": entry.packet_count, "bytes": entry.byte_count,
+            "duration": entry.duration_sec, "idle_timeout": entry.idle_timeout}
