@@ -1,9 +1,10 @@
 """A simulated OpenFlow 1.3 switch, with the OVS extensions sggw uses, for unit tests.
 
-Why: what the pipeline does lives in how its flows interact (resubmit, registers, learn()),
-which a list of flow mods cannot show. ``FakeSwitch`` runs Ryu flow mods (as built by
-``flows/``) on packets given as plain dicts, in the spirit of FAUCET's clib/fakeoftable.py,
-but with ``NXActionLearn``, ``NXActionResubmitTable`` and ``NXActionRegMove``.
+Why: what the pipeline does lives in how its flows interact (resubmit, registers, learn(),
+groups, clones, meters), which a list of flow mods cannot show. ``FakeSwitch`` runs Ryu flow,
+group and meter mods (as built by ``flows/``) on packets given as plain dicts, in the spirit
+of FAUCET's clib/fakeoftable.py, but with ``NXActionLearn``, ``NXActionResubmitTable``,
+``NXActionRegMove``, ``NXActionClone`` and ``NXActionOutputTrunc``.
 
 Packets are dicts of OXM field names: MAC and IP addresses as strings, everything else as
 ints, plus ``in_port``. VLAN convention: ``vlan_vid`` holds the OXM value, 0 (OFPVID_NONE)
@@ -11,12 +12,35 @@ for an untagged frame and 0x1000 | VID (OFPVID_PRESENT) for a tagged one; ``eth_
 inner type. The NXM field ``vlan_tci`` that learn() reads and matches is derived from it as
 ``vlan_vid | vlan_pcp << 13``: its bits 0..11 are the VID and bit 12 is "tag present" (OVS's
 CFI bit), so static ``vlan_vid`` matches and learned ``vlan_tci[0..12]`` matches agree.
+``push_vlan`` on a tagged frame keeps the old tag as ``inner_vlan_vid``/``inner_vlan_pcp``.
 Registers reg0..reg15 and metadata start at 0 and are not part of a packet as sent.
 
-Not simulated: time (timeouts are recorded, never expire), counters, flow limits and eviction,
-meter rates (a meter is recorded, never drops), write-actions, OFPFC_MODIFY, the FLOOD/ALL/
-NORMAL ports, packet bytes and checksums. ``problems()`` checks field prerequisites the way
-OVS's consistency check does, since the switch itself runs whatever it is given.
+What OVS does, and so the simulator:
+
+* a switch refuses a flow whose meter or group does not exist, and deleting a meter or group
+  deletes the flows that use it;
+* ``ports``, if given, are the ports the switch has: an output to any other port (such as
+  ``flows.ofp.NEVER_A_PORT``) sends nothing;
+* an output records its port and packet as an :class:`Output`, whose ``max_len`` is the
+  truncation length of ``NXActionOutputTrunc`` (None: the whole packet);
+* ``clone(actions)`` runs ``actions`` on a copy: packet and registers afterwards are as
+  before it. So does each bucket of a group (type ALL: every bucket; other types: the first);
+* group buckets are OpenFlow *action sets*, not action lists (OVS's
+  ofpacts_execute_action_set): pop/push_vlan first, then set_field/load/move in order, then
+  the one final action (group over output over resubmit); anything else, e.g. ``clone`` or
+  ``learn``, is ignored, and without a final action the bucket does nothing;
+* meters record the packets they pass (``Result.meters``); a meter in ``meters_drop`` drops
+  every packet. As in OVS, where a meter is a datapath action, the drop ends the outputs of
+  the rest of the packet's datapath actions, while the OpenFlow translation (table lookups,
+  learn()) goes on. A clone whose own actions include an irreversible one (the simulator
+  knows ``NXActionOutputTrunc``) is a real datapath clone, whose drop ends only the clone;
+  any other clone, and a group bucket, is translated inline (OVS 3.1 ``reversible_actions``).
+
+Not simulated: time (timeouts are recorded, never expire), counters, meter rates, flow limits
+and eviction, write-actions, OFPFC_MODIFY, the FLOOD/ALL/NORMAL ports, packet bytes and
+checksums, OVS's "clone as the last action runs inline" shortcut. ``problems()`` checks field
+prerequisites the way OVS's consistency check does, since the switch itself runs whatever it
+is given.
 """
 import ipaddress
 from collections import namedtuple
@@ -26,6 +50,8 @@ from types import SimpleNamespace
 from ryu.ofproto import nicira_ext
 from ryu.ofproto import ofproto_v1_3 as ofp
 from ryu.ofproto import ofproto_v1_3_parser as parser
+
+from flows.ofp import NXActionClone
 
 MAX_DEPTH = 64  # OVS gives up on a packet after 64 nested resubmits/gotos
 BROADCAST = "ff:ff:ff:ff:ff:ff"
@@ -193,15 +219,32 @@ class Flow:
     def actions(self):
         return [a for inst in self.instructions for a in getattr(inst, "actions", ())]
 
+    @property
+    def meter(self):
+        """The meter id of the flow's meter instruction, or None."""
+        return next((i.meter_id for i in self.instructions
+                     if isinstance(i, parser.OFPInstructionMeter)), None)
+
+
+class Output(tuple):
+    """``(port, packet as sent)``; ``max_len`` is the length a truncating output keeps
+    (``NXActionOutputTrunc``), None for the whole packet."""
+
+    def __new__(cls, port, packet, max_len=None):
+        out = super().__new__(cls, (port, packet))
+        out.max_len = max_len
+        return out
+
 
 @dataclass
 class Result:
     """What one packet did: outputs, packet-ins, flows learned, meters and flows passed."""
 
-    outputs: list = field(default_factory=list)  # (port, packet as sent)
+    outputs: list = field(default_factory=list)  # Output (port, packet as sent)
     packet_ins: list = field(default_factory=list)  # PacketIn
     learned: list = field(default_factory=list)  # Flow
     meters: list = field(default_factory=list)  # meter ids of meter instructions passed
+    dropped: list = field(default_factory=list)  # meter ids that dropped (meters_drop)
     trace: list = field(default_factory=list)  # the Flow hit in each table visited, in order
 
     @property
@@ -212,47 +255,136 @@ class Result:
         """The flows this packet hit in table ``table_id``."""
         return [f for f in self.trace if f.table_id == table_id]
 
+    def output(self, port):
+        """The one Output of ``port``."""
+        outs = [out for out in self.outputs if out[0] == port]
+        assert len(outs) == 1, "%d packets out of port %s: %s" % (len(outs), port, self)
+        return outs[0]
+
     def sent(self, port):
         """The one packet sent out of ``port``."""
-        packets = [pkt for out, pkt in self.outputs if out == port]
-        assert len(packets) == 1, "%d packets out of port %s: %s" % (len(packets), port, self)
-        return packets[0]
+        return self.output(port)[1]
+
+    def to(self, port):
+        """Every packet sent out of ``port``, in order."""
+        return [pkt for out, pkt in self.outputs if out == port]
+
+
+class _Path:
+    """One datapath execution context: the packet, or a real datapath clone of it."""
+
+    def __init__(self, result, dropped=False):
+        self.result, self.dropped = result, dropped
 
 
 # --- the switch -------------------------------------------------------------------------------
 
 _ORDER = {parser.OFPInstructionMeter: 0, parser.OFPInstructionActions: 1,
           parser.OFPInstructionGotoTable: 5}  # OF1.3 runs instructions in this order
+_IRREVERSIBLE = (parser.NXActionOutputTrunc,)  # a clone holding one is a datapath clone
+# group buckets as action sets: slots (the last of each, in this order), then set/move
+# actions in order, then the final action of the highest rank
+_SET_SLOTS = (parser.OFPActionPopVlan, parser.OFPActionPushVlan)
+_SET_OR_MOVE = (parser.OFPActionSetField, parser.NXActionRegLoad, parser.NXActionRegMove)
+_SET_FINAL = (parser.NXActionResubmitTable, parser.OFPActionOutput, parser.OFPActionGroup)
+_NOT_IN_SETS = (NXActionClone, parser.NXActionLearn, parser.NXActionOutputTrunc,
+                parser.NXActionFinTimeout)
+
+
+def _action_set(actions):
+    """The action list OVS runs for action set ``actions`` (a group bucket)."""
+    slots, sets, final = {}, [], None
+    for a in actions:
+        if isinstance(a, _SET_SLOTS):
+            slots[type(a)] = a
+        elif isinstance(a, _SET_OR_MOVE):
+            sets.append(a)
+        elif isinstance(a, _SET_FINAL):
+            if final is None or _rank(a) >= _rank(final):
+                final = a
+        elif not isinstance(a, _NOT_IN_SETS):
+            raise NotImplementedError("action %s in an action set" % type(a).__name__)
+    if final is None:
+        return []
+    return [slots[t] for t in _SET_SLOTS if t in slots] + sets + [final]
+
+
+def _rank(action):
+    return next(i for i, t in enumerate(_SET_FINAL) if isinstance(action, t))
+
+
+def _nested(actions):
+    """``actions`` and the actions inside their clones."""
+    for a in actions:
+        yield a
+        if isinstance(a, NXActionClone):
+            yield from _nested(a.actions)
 
 
 class FakeSwitch:
-    """Flow tables and groups, and a packet processor over them."""
+    """Flow tables, groups and meters, and a packet processor over them."""
 
-    def __init__(self, flow_mods=(), group_mods=()):
+    def __init__(self, flow_mods=(), group_mods=(), meter_mods=(), ports=None,
+                 meters_drop=()):
         self.tables = {}  # table_id -> [Flow]
         self.groups = {}  # group_id -> OFPGroupMod
-        for msg in list(group_mods) + list(flow_mods):
+        self.meters = {}  # meter_id -> OFPMeterMod
+        self.ports = None if ports is None else frozenset(ports)  # None: any port exists
+        self.meters_drop = frozenset(meters_drop)
+        for msg in list(meter_mods) + list(group_mods) + list(flow_mods):
             self.apply(msg)
 
-    # flow and group mods
+    # flow, group and meter mods
 
     def apply(self, msg):
-        """Apply a flow mod (ADD, DELETE, DELETE_STRICT) or group mod (ADD, MODIFY, DELETE)."""
+        """Apply a flow mod (ADD, DELETE, DELETE_STRICT), group mod or meter mod (ADD,
+        MODIFY, DELETE). Returns the flows added or deleted."""
         if isinstance(msg, parser.OFPGroupMod):
-            if msg.command == ofp.OFPGC_DELETE and msg.group_id == ofp.OFPG_ALL:
-                self.groups.clear()
-            elif msg.command == ofp.OFPGC_DELETE:
-                self.groups.pop(msg.group_id, None)
-            elif msg.command == ofp.OFPGC_ADD and msg.group_id in self.groups:
-                raise SwitchError("group %d exists (OFPGMFC_GROUP_EXISTS)" % msg.group_id)
-            else:
-                self.groups[msg.group_id] = msg
-            return None
+            return self._group_mod(msg)
+        if isinstance(msg, parser.OFPMeterMod):
+            return self._meter_mod(msg)
         if msg.command == ofp.OFPFC_ADD:
             return self.add(msg)
         if msg.command in (ofp.OFPFC_DELETE, ofp.OFPFC_DELETE_STRICT):
             return self.delete(msg)
         raise NotImplementedError("flow mod command %d" % msg.command)
+
+    def _group_mod(self, msg):
+        gid = msg.group_id
+        if msg.command == ofp.OFPGC_DELETE:
+            gone = set(self.groups) if gid == ofp.OFPG_ALL else {gid} & set(self.groups)
+            for g in gone:
+                del self.groups[g]
+            return self._remove(lambda f: any(isinstance(a, parser.OFPActionGroup)
+                                              and a.group_id in gone
+                                              for a in _nested(f.actions)))
+        if msg.command == ofp.OFPGC_ADD and gid in self.groups:
+            raise SwitchError("group %#x exists (OFPGMFC_GROUP_EXISTS)" % gid)
+        if msg.command == ofp.OFPGC_MODIFY and gid not in self.groups:
+            raise SwitchError("no group %#x (OFPGMFC_UNKNOWN_GROUP)" % gid)
+        self.groups[gid] = msg
+        return []
+
+    def _meter_mod(self, msg):
+        mid = msg.meter_id
+        if msg.command == ofp.OFPMC_DELETE:
+            gone = set(self.meters) if mid == ofp.OFPM_ALL else {mid} & set(self.meters)
+            for m in gone:
+                del self.meters[m]
+            return self._remove(lambda f: f.meter in gone)
+        if msg.command == ofp.OFPMC_ADD and mid in self.meters:
+            raise SwitchError("meter %#x exists (OFPMMFC_METER_EXISTS)" % mid)
+        if msg.command == ofp.OFPMC_MODIFY and mid not in self.meters:
+            raise SwitchError("no meter %#x (OFPMMFC_UNKNOWN_METER)" % mid)
+        self.meters[mid] = msg
+        return []
+
+    def _remove(self, doomed):
+        removed = []
+        for table in self.tables.values():
+            removed += [f for f in table if doomed(f)]
+            table[:] = [f for f in table if not doomed(f)]
+        return removed
 
     def add(self, mod):
         """OFPFC_ADD: a flow with the same table, priority and match is replaced."""
@@ -260,6 +392,11 @@ class FakeSwitch:
             if isinstance(inst, parser.OFPInstructionGotoTable) and inst.table_id <= mod.table_id:
                 raise SwitchError("goto_table %d from table %d (OFPBIC_BAD_TABLE_ID)"
                                   % (inst.table_id, mod.table_id))
+            if isinstance(inst, parser.OFPInstructionMeter) and inst.meter_id not in self.meters:
+                raise SwitchError("no meter %#x (OFPMMFC_INVALID_METER)" % inst.meter_id)
+        for a in _nested(a for inst in mod.instructions for a in getattr(inst, "actions", ())):
+            if isinstance(a, parser.OFPActionGroup) and a.group_id not in self.groups:
+                raise SwitchError("no group %#x (OFPBAC_BAD_OUT_GROUP)" % a.group_id)
         return self._install(Flow(mod.table_id, mod.priority, _match(mod.match),
                                   list(mod.instructions), mod.cookie, mod.idle_timeout,
                                   mod.hard_timeout, ofmatch=mod.match))
@@ -275,17 +412,12 @@ class FakeSwitch:
             # Ryu's default out_port=0 would filter on port 0: a bug worth failing on
             raise NotImplementedError("delete filtered by out_port/out_group")
         strict = mod.command == ofp.OFPFC_DELETE_STRICT
-        query, removed = _match(mod.match), []
-        for table_id, table in self.tables.items():
-            if mod.table_id not in (ofp.OFPTT_ALL, table_id):
-                continue
-            gone = [f for f in table
-                    if f.cookie & mod.cookie_mask == mod.cookie & mod.cookie_mask
-                    and ((f.priority, f.match) == (mod.priority, query) if strict
-                         else _narrower(f.match, query))]
-            table[:] = [f for f in table if f not in gone]
-            removed += gone
-        return removed
+        query = _match(mod.match)
+        return self._remove(lambda f: (
+            mod.table_id in (ofp.OFPTT_ALL, f.table_id)
+            and f.cookie & mod.cookie_mask == mod.cookie & mod.cookie_mask
+            and ((f.priority, f.match) == (mod.priority, query) if strict
+                 else _narrower(f.match, query))))
 
     def flows(self, table_id=None, learned=None):
         """Flows (of one table, only learned or only static ones, if asked)."""
@@ -307,6 +439,18 @@ class FakeSwitch:
                 instructions=[_round_trip(i, parser.OFPInstruction) for i in f.instructions]))
         return out
 
+    def group_desc(self):
+        """Group-desc entries as a switch reports them (buckets round-tripped)."""
+        return [parser.OFPGroupDescStats(g.type, gid, [_round_trip(b, parser.OFPBucket)
+                                                       for b in g.buckets])
+                for gid, g in sorted(self.groups.items())]
+
+    def meter_config(self):
+        """Meter-config entries as a switch reports them (bands round-tripped)."""
+        return [parser.OFPMeterConfigStats(m.flags, mid, [
+            _round_trip(b, parser.OFPMeterBandHeader) for b in m.bands])
+            for mid, m in sorted(self.meters.items())]
+
     # packets
 
     def lookup(self, table_id, state):
@@ -327,33 +471,45 @@ class FakeSwitch:
             raise ValueError("a packet needs an in_port")
         state = {name: to_int(name, value) for name, value in packet.items()}
         result = Result()
-        self._table(0, state, result, 0)
+        self._table(0, state, _Path(result), 0)
         return result
 
-    def _table(self, table_id, state, result, depth):
+    def _table(self, table_id, state, path, depth):
         if depth > MAX_DEPTH:
             raise SwitchError("more than %d nested resubmits/gotos: a loop" % MAX_DEPTH)
         flow = self.lookup(table_id, state)
         if flow is None:
             return  # table miss: OpenFlow 1.3 drops
-        result.trace.append(flow)
+        path.result.trace.append(flow)
         for inst in sorted(flow.instructions, key=lambda i: _ORDER.get(type(i), 9)):
             if isinstance(inst, parser.OFPInstructionMeter):
-                result.meters.append(inst.meter_id)
+                path.result.meters.append(inst.meter_id)
+                if inst.meter_id in self.meters_drop and not path.dropped:
+                    path.dropped = True
+                    path.result.dropped.append(inst.meter_id)
             elif (isinstance(inst, parser.OFPInstructionActions)
                   and inst.type == ofp.OFPIT_APPLY_ACTIONS):
-                self._actions(inst.actions, state, result, table_id, depth)
+                self._actions(inst.actions, state, path, table_id, depth)
             elif isinstance(inst, parser.OFPInstructionGotoTable):
-                self._table(inst.table_id, state, result, depth + 1)
+                self._table(inst.table_id, state, path, depth + 1)
             else:
                 raise NotImplementedError("instruction %s" % type(inst).__name__)
 
-    def _actions(self, actions, state, result, table_id, depth):
+    def _actions(self, actions, state, path, table_id, depth):
         for a in actions:
             if isinstance(a, parser.OFPActionOutput):
-                self._output(a.port, a.max_len, state, result, table_id)
+                self._output(a.port, state, path, table_id, a.max_len)
+            elif isinstance(a, parser.NXActionOutputTrunc):
+                self._output(a.port, state, path, table_id, a.max_len, truncate=True)
             elif isinstance(a, parser.OFPActionSetField):
                 _write(state, a.key, to_int(a.key, a.value))
+            elif isinstance(a, parser.OFPActionPushVlan):  # like OVS: a new tag, VID 0
+                if state.get("vlan_vid", 0):
+                    state["inner_vlan_vid"] = state["vlan_vid"]
+                    if state.get("vlan_pcp"):
+                        state["inner_vlan_pcp"] = state["vlan_pcp"]
+                state["vlan_vid"] = ofp.OFPVID_PRESENT
+                state.pop("vlan_pcp", None)  # 0, as a frame without the field has
             elif isinstance(a, parser.NXActionRegLoad):
                 _write_bits(state, a.dst, a.ofs_nbits >> 6, (a.ofs_nbits & 0x3F) + 1, a.value)
             elif isinstance(a, parser.NXActionRegMove):
@@ -364,36 +520,46 @@ class FakeSwitch:
                 saved = state["in_port"]
                 if a.in_port != 0xFFF8:  # OFPP_IN_PORT (16 bit): keep the in_port
                     state["in_port"] = a.in_port
-                self._table(table_id if a.table_id == 0xFF else a.table_id, state, result,
+                self._table(table_id if a.table_id == 0xFF else a.table_id, state, path,
                             depth + 1)
                 state["in_port"] = saved
             elif isinstance(a, parser.NXActionLearn):
-                result.learned.append(self._install(self._learn(a, state)))
+                path.result.learned.append(self._install(self._learn(a, state)))
             elif isinstance(a, parser.OFPActionGroup):
-                self._group(a.group_id, state, result, table_id, depth)
+                self._group(a.group_id, state, path, table_id, depth)
+            elif isinstance(a, NXActionClone):
+                isolated = any(isinstance(c, _IRREVERSIBLE) for c in a.actions)
+                inner = _Path(path.result, path.dropped) if isolated else path
+                self._actions(a.actions, dict(state), inner, table_id, depth + 1)
             elif not isinstance(a, parser.NXActionFinTimeout):  # that one needs time
                 raise NotImplementedError("action %s" % type(a).__name__)
 
-    def _output(self, port, max_len, state, result, table_id):
+    def _output(self, port, state, path, table_id, max_len, truncate=False):
+        if path.dropped:
+            return  # a meter dropped this packet (or clone) before it got here
         in_port = state["in_port"]
         sent = {n: to_text(n, v) for n, v in state.items()
                 if n not in PIPELINE_FIELDS and n != "in_port"}
-        if port == ofp.OFPP_CONTROLLER:
-            result.packet_ins.append(PacketIn(table_id, in_port, sent, max_len))
-        elif port == ofp.OFPP_IN_PORT:
-            result.outputs.append((in_port, sent))
-        elif port in (ofp.OFPP_FLOOD, ofp.OFPP_ALL, ofp.OFPP_NORMAL, ofp.OFPP_TABLE):
+        if port == ofp.OFPP_CONTROLLER and not truncate:
+            path.result.packet_ins.append(PacketIn(table_id, in_port, sent, max_len))
+            return
+        if port == ofp.OFPP_IN_PORT:
+            port = in_port
+        elif port in (ofp.OFPP_FLOOD, ofp.OFPP_ALL, ofp.OFPP_NORMAL, ofp.OFPP_TABLE,
+                      ofp.OFPP_CONTROLLER):
             raise NotImplementedError("output to reserved port %#x" % port)
-        elif port != in_port:  # OpenFlow never sends a packet back where it came from...
-            result.outputs.append((port, sent))  # ...unless told OFPP_IN_PORT
+        elif port == in_port:  # OpenFlow never sends a packet back where it came from...
+            return  # ...unless told OFPP_IN_PORT
+        if self.ports is None or port in self.ports:  # OVS skips a port it does not have
+            path.result.outputs.append(Output(port, sent, max_len if truncate else None))
 
-    def _group(self, group_id, state, result, table_id, depth):
+    def _group(self, group_id, state, path, table_id, depth):
         if group_id not in self.groups:
             raise SwitchError("no group %d (OFPBAC_BAD_OUT_GROUP)" % group_id)
         group = self.groups[group_id]
         buckets = group.buckets if group.type == ofp.OFPGT_ALL else group.buckets[:1]
         for bucket in buckets:  # each bucket works on its own copy; the original is untouched
-            self._actions(bucket.actions, dict(state), result, table_id, depth + 1)
+            self._actions(_action_set(bucket.actions), dict(state), path, table_id, depth + 1)
 
     def _learn(self, learn, state):
         """The flow an NXActionLearn writes: matches and loads read from this packet (and,

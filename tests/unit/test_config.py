@@ -112,8 +112,9 @@ def test_example_parses_into_expected_objects():
         reverse_path=ReversePath(match="five_tuple", idle_timeout=60, fin_idle_timeout=5,
                                  max_flows=100000),
         capture=(
-            CaptureRule(name="to-site-b", ipv4_dst=IPv4Network("10.2.0.0/16")),
-            CaptureRule(name="to-site-b-v6", ipv6_dst=IPv6Network("fd00:2::/48"), ip_proto=6),
+            CaptureRule(name="to-site-b", ipv4_dst=IPv4Network("10.2.0.0/16"), id=1),
+            CaptureRule(name="to-site-b-v6", ipv6_dst=IPv6Network("fd00:2::/48"), ip_proto=6,
+                        id=2),
         ),
     )
 
@@ -260,7 +261,7 @@ def test_capture_rule_with_every_field():
     assert got == CaptureRule(name="web", in_port=("lan", "wan", "local", "hosta-p"), vlan=100,
                               ipv4_src=IPv4Network("10.1.0.0/24"),
                               ipv4_dst=IPv4Network("10.2.0.0/16"),
-                              ip_proto=6, src_port=1024, dst_port=443)
+                              ip_proto=6, src_port=1024, dst_port=443, id=2)
 
 
 @pytest.mark.parametrize("in_port, expected", [
@@ -296,7 +297,7 @@ def test_capture_rule_to_dict_round_trips():
         "ip_proto": "udp", "src_port": 53}}), SOURCE).datapaths["site-a"]
     for i, rule in enumerate(dp.capture):
         again = config.capture_rule(rule.to_dict(), "capture[%d]" % i, dp.ports)
-        assert again == rule
+        assert again == dataclasses.replace(rule, id=0)  # the id is not part of the rule
     assert dp.capture[2].to_dict() == {"name": "all", "in_port": ["lan"], "vlan": 7,
                                        "ip_proto": 17, "src_port": 53,
                                        "ipv6_src": "fd00:1::/48"}
@@ -324,10 +325,10 @@ def test_config_error_shape():
 REJECT_EDITS = [
     # unknown keys, at every level
     pytest.param({"bogus": 1}, "bogus",
-                 "unknown key (expected one of: datapaths, api, openflow, ovsdb)",
+                 "unknown key (expected one of: datapaths, api, openflow, ovsdb, state_file)",
                  id="unknown-top"),
     pytest.param({"datapaths.site-a.dpid": 1}, DP + ".dpid",
-                 "unknown key (expected one of: dp_id, ports, local_ip, reverse_path, capture)",
+                 "unknown key (expected one of: dp_id, ports, local_ip, reverse_path, capture, mirrors)",
                  id="unknown-datapath"),
     pytest.param({"datapaths.site-a.ports.mirror": "eth9"}, DP + ".ports.mirror",
                  "unknown key (expected one of: lan, wan, tunnel)", id="unknown-ports"),
@@ -862,3 +863,134 @@ def test_local_ip_is_a_host_address(local_ip):
     with pytest.raises(ConfigError) as info:
         config.loads(edited({"datapaths.site-a.local_ip": local_ip}), SOURCE)
     check_error(info.value, DP + ".local_ip", "")
+
+
+# --- mirror sessions ----------------------------------------------------------------------------
+
+MIRRORS = DP + ".mirrors"
+
+
+def with_mirrors(*sessions):
+    return edited({"datapaths.site-a.mirrors": list(sessions)})
+
+
+def mirror(name="m", sources=({"port": "lan"},), destinations=({"port": "mon1"},), **more):
+    return dict(name=name, sources=list(sources), destinations=list(destinations), **more)
+
+
+def test_mirror_sessions_parse_with_defaults_and_ids_in_file_order():
+    text = with_mirrors(
+        mirror(),
+        mirror("web",
+               sources=[{"port": "tun-a", "direction": "rx"}, {"port": "local"}, {"port": 7}],
+               destinations=[{"port": "mon1", "vlan": 10, "eth_dst": "02:AA:00:00:00:01"},
+                             {"port": "9"}],
+               filter={"ip_proto": "tcp", "dst_port": 443}, snaplen=128,
+               rate_limit={"kbps": 5000}))
+    dp = config.loads(text, SOURCE).datapaths["site-a"]
+    plain, web = dp.mirrors
+    assert plain == config.Mirror(name="m", sources=(config.MirrorSource("lan", "both"),),
+                                  destinations=(config.MirrorDestination("mon1"),), id=1)
+    assert web.id == 2 and [(s.port, s.rx, s.tx) for s in web.sources] == [
+        ("tun-a", True, False), ("local", True, True), (7, True, True)]
+    assert web.destinations == (config.MirrorDestination("mon1", 10, "02:aa:00:00:00:01"),
+                                config.MirrorDestination(9))
+    assert (web.filter.ip_proto, web.filter.dst_port, web.filter.name) == (6, 443, "filter")
+    assert (web.snaplen, web.rate_limit) == (128, ("kbps", 5000))
+    assert web.to_dict()["rate_limit"] == {"kbps": 5000}
+
+
+def test_sessions_may_share_sources_and_destinations():
+    dp = config.loads(with_mirrors(mirror("a"), mirror("b")), SOURCE).datapaths["site-a"]
+    assert [m.id for m in dp.mirrors] == [1, 2]
+
+
+MIRROR_REJECTS = [
+    pytest.param([mirror(destinations=[{"port": "lan"}])], "[0].destinations[0].port",
+                 "a destination is one analyzer port, not the role 'lan'", id="dest-role-name"),
+    pytest.param([mirror(destinations=[{"port": "tun-a"}])], "[0].destinations[0].port",
+                 "'tun-a' is the tunnel port", id="dest-role-port"),
+    pytest.param([mirror(destinations=[{"port": "hosta-p"}])], "[0].destinations[0].port",
+                 "'hosta-p' is the lan port", id="dest-lan-port"),
+    pytest.param([mirror(sources=[{"port": "mon1"}])], "[0].destinations[0].port",
+                 "'mon1' is also a source of this session", id="dest-is-source"),
+    pytest.param([mirror(destinations=[{"port": "mon1"}, {"port": "mon2"}, {"port": "mon1"}])],
+                 "[0].destinations[2].port", "'mon1' is already a destination of this session",
+                 id="dest-twice"),
+    pytest.param([mirror(sources=[{"port": "lan"}, {"port": "lan"}])], "[0].sources[1].port",
+                 "'lan' is already a source of this session", id="source-twice"),
+    pytest.param([mirror(destinations=[{"port": "mon1", "eth_dst": "01:00:5e:00:00:01"}])],
+                 "[0].destinations[0].eth_dst", "01:00:5e:00:00:01 is a group address",
+                 id="eth-dst-multicast"),
+    pytest.param([mirror(destinations=[{"port": "mon1", "eth_dst": "ff:ff:ff:ff:ff:ff"}])],
+                 "[0].destinations[0].eth_dst", "is a group address", id="eth-dst-broadcast"),
+    pytest.param([mirror(destinations=[{"port": "mon1", "eth_dst": "02:00:00:00:01"}])],
+                 "[0].destinations[0].eth_dst", "expected a MAC like", id="eth-dst-short"),
+    pytest.param([mirror(destinations=[{"port": "mon1", "vlan": 4095}])],
+                 "[0].destinations[0].vlan", "4095 is out of range 0..4094", id="dest-vlan"),
+    pytest.param([mirror(sources=[{"port": "lan", "direction": "in"}])],
+                 "[0].sources[0].direction", "expected rx, tx or both, got 'in'",
+                 id="bad-direction"),
+    pytest.param([mirror(sources=[{"port": "lan", "direction": ["rx"]}])],
+                 "[0].sources[0].direction", "expected rx, tx or both, got a list",
+                 id="direction-list"),
+    pytest.param([mirror(sources=[{"port": "lan", "dir": "rx"}])], "[0].sources[0].dir",
+                 "unknown key (expected one of: port, direction)", id="source-unknown-key"),
+    pytest.param([mirror(sources=[])], "[0].sources", "expected a non-empty list of sources",
+                 id="no-sources"),
+    pytest.param([dict(mirror(), destinations={"port": "mon1"})], "[0].destinations",
+                 "expected a non-empty list of destinations, got a mapping",
+                 id="destinations-mapping"),
+    pytest.param([mirror(rate_limit={"pps": 10, "kbps": 10})], "[0].rate_limit",
+                 "give exactly one of pps or kbps", id="rate-both-units"),
+    pytest.param([mirror(rate_limit={})], "[0].rate_limit", "give exactly one of pps or kbps",
+                 id="rate-no-unit"),
+    pytest.param([mirror(rate_limit={"bps": 10})], "[0].rate_limit.bps",
+                 "unknown key (expected one of: pps, kbps)", id="rate-unit"),
+    pytest.param([mirror(rate_limit={"pps": 0})], "[0].rate_limit.pps",
+                 "0 is out of range 1..1000000000", id="rate-zero"),
+    pytest.param([mirror(snaplen=63)], "[0].snaplen", "63 is out of range 64..65535",
+                 id="snaplen-small"),
+    pytest.param([mirror(snaplen=65536)], "[0].snaplen", "65536 is out of range 64..65535",
+                 id="snaplen-big"),
+    pytest.param([mirror(snaplen=True)], "[0].snaplen", "expected an integer, got True",
+                 id="snaplen-bool"),
+    pytest.param([mirror(filter={"in_port": "lan", "ip_proto": "tcp"})], "[0].filter.in_port",
+                 "unknown key", id="filter-in-port"),
+    pytest.param([mirror(filter={"name": "web"})], "[0].filter.name", "unknown key",
+                 id="filter-name"),
+    pytest.param([mirror(filter={"dst_port": 443})], "[0].filter.dst_port",
+                 "L4 ports need ip_proto: tcp or udp", id="filter-port-without-proto"),
+    pytest.param([mirror(bogus=1)], "[0].bogus",
+                 "unknown key (expected one of: name, sources, destinations, filter, snaplen, "
+                 "rate_limit)", id="session-unknown-key"),
+    pytest.param([mirror(), mirror()], "[1].name", "'m' is already used by mirrors[0]",
+                 id="name-twice"),
+    pytest.param([mirror("a"), mirror("b", sources=[{"port": "mon1"}],
+                                      destinations=[{"port": "mon2"}])],
+                 "[1].sources[0].port", "'mon1' is a destination of another session",
+                 id="source-is-other-dest"),
+    pytest.param([mirror("a", sources=[{"port": "mon3"}]), mirror("b", destinations=[
+        {"port": "mon2"}, {"port": "mon3"}])], "[1].destinations[1].port",
+        "'mon3' is a source of another session", id="dest-is-other-source"),
+    pytest.param({"name": "m"}, "", "expected a list of sessions, got a mapping",
+                 id="mirrors-mapping"),
+]
+
+
+@pytest.mark.parametrize("sessions, where, fragment", MIRROR_REJECTS)
+def test_mirror_rejected(sessions, where, fragment):
+    text = edited({"datapaths.site-a.mirrors": sessions})
+    reject(text, MIRRORS + where, fragment)
+
+
+def test_check_mirror_against_compares_with_earlier_sessions_only():
+    ports = Ports(lan=("hosta-p",), wan="routera-p", tunnel="tun-a")
+    first = config.mirror(mirror("a", sources=[{"port": "eth5"}]), "s[0]", ports)
+    second = config.mirror(mirror("b"), "s[1]", ports)
+    config.check_mirror_against(first, [], "s[0]")
+    with pytest.raises(ConfigError) as info:
+        config.check_mirror_against(config.mirror(
+            mirror("c", destinations=[{"port": "eth5"}]), "s[2]", ports), [first, second],
+            "s[2]")
+    assert str(info.value) == "s[2].destinations[0].port: 'eth5' is a source of another session"

@@ -5,6 +5,7 @@ from ryu.ofproto import ofproto_v1_3 as ofp
 from ryu.ofproto import ofproto_v1_3_parser as parser
 
 import fakeswitch as fs
+from flows.ofp import NXActionClone
 
 A, B = "02:00:00:00:00:0a", "02:00:00:00:00:0b"
 
@@ -202,3 +203,116 @@ def test_learned_loads_are_real_ryu_actions():
     [load] = flow.actions
     assert (load.dst, load.ofs_nbits, load.value) == ("eth_dst", nicira_ext.ofs_nbits(0, 47),
                                                       int(A.replace(":", ""), 16))
+
+
+# --- groups, clones, truncation, meters (what mirror sessions use) ----------------------------
+
+def group(gid, *buckets, type_=ofp.OFPGT_ALL):
+    return parser.OFPGroupMod(None, ofp.OFPGC_ADD, type_, gid,
+                              [parser.OFPBucket(actions=list(b)) for b in buckets])
+
+
+def meter(mid):
+    return parser.OFPMeterMod(None, ofp.OFPMC_ADD, ofp.OFPMF_PKTPS, mid,
+                              [parser.OFPMeterBandDrop(rate=10, burst_size=10)])
+
+
+def metered(table, priority, meter_id, actions, **match):
+    flow = mod(table, priority, actions, **match)
+    flow.instructions.insert(0, parser.OFPInstructionMeter(meter_id))
+    return flow
+
+
+def clone(*actions):
+    return NXActionClone(list(actions))
+
+
+def trunc(port, max_len):
+    return parser.NXActionOutputTrunc(port=port, max_len=max_len)
+
+
+def test_clone_runs_on_a_copy_and_the_packet_and_registers_carry_on_as_before():
+    sw = fs.FakeSwitch([
+        mod(0, 1, [clone(parser.OFPActionSetField(eth_dst=A), parser.OFPActionSetField(reg0=7),
+                         parser.NXActionResubmitTable(table_id=1)),
+                   parser.NXActionResubmitTable(table_id=1), out(2)]),
+        mod(1, 1, [out(3)], reg0=7),
+        mod(1, 0, [out(4)])])
+    result = sw.process(pkt())
+    assert result.outputs == [(3, dict(fs.without_in_port(pkt()), eth_dst=A)),
+                              (4, fs.without_in_port(pkt())), (2, fs.without_in_port(pkt()))]
+
+
+def test_output_trunc_records_its_length_and_a_port_the_switch_lacks_gets_nothing():
+    sw = fs.FakeSwitch([mod(0, 1, [trunc(2, 100), out(3), trunc(0xFEFF, 0xFFFF), out(9)])],
+                       ports={1, 2, 3})
+    result = sw.process(pkt())
+    assert result.ports == [2, 3]
+    assert (result.output(2).max_len, result.output(3).max_len) == (100, None)
+
+
+def test_push_vlan_tags_an_untagged_frame_and_keeps_an_existing_tag_inside():
+    sw = fs.FakeSwitch([mod(0, 1, [parser.OFPActionPushVlan(0x8100),
+                                   parser.OFPActionSetField(vlan_vid=0x1000 | 99), out(2)])])
+    assert sw.process(pkt()).sent(2)["vlan_vid"] == 0x1000 | 99
+    sent = sw.process(pkt(vlan=5)).sent(2)
+    assert (sent["vlan_vid"], sent["inner_vlan_vid"]) == (0x1000 | 99, 0x1000 | 5)
+
+
+def test_group_buckets_are_action_sets_as_in_ovs():
+    """Reordered (push_vlan, then set_field, then one final action), and clone or learn
+    ignored: a bucket holding only a clone does nothing."""
+    flows = [mod(0, 1, [parser.OFPActionGroup(1)]), mod(5, 1, [out(6)])]
+    groups = [group(1, [parser.OFPActionSetField(vlan_vid=0x1000 | 7),
+                        parser.OFPActionPushVlan(0x8100), out(7), out(8)],
+                    [clone(out(9))],
+                    [out(10), parser.NXActionResubmitTable(table_id=5)])]
+    result = fs.FakeSwitch(flows, groups).process(pkt())
+    assert result.ports == [8, 10]
+    assert result.sent(8)["vlan_vid"] == 0x1000 | 7
+
+
+def test_a_meter_drop_ends_the_packet_unless_it_happens_in_a_datapath_clone():
+    """OVS runs a clone of reversible actions inline: only an irreversible action in it
+    (a truncating output) makes a real datapath clone, whose meter drop ends just the clone."""
+    flows = [mod(0, 1, [clone(parser.NXActionResubmitTable(table_id=1)), out(2)], udp_dst=1),
+             mod(0, 1, [clone(trunc(0xFEFF, 0xFFFF), parser.NXActionResubmitTable(table_id=1)),
+                        out(2)], udp_dst=2),
+             metered(1, 1, 9, [out(3)])]
+    sw = fs.FakeSwitch(flows, meter_mods=[meter(9)], ports={1, 2, 3}, meters_drop={9})
+    inline = sw.process(pkt(dport=1))
+    assert inline.outputs == [] and inline.dropped == [9]
+    isolated = sw.process(pkt(dport=2))
+    assert isolated.ports == [2] and isolated.dropped == [9]
+    assert fs.FakeSwitch(flows, meter_mods=[meter(9)]).process(pkt(dport=1)).ports == [2, 3]
+
+
+def test_meters_and_groups_must_exist_and_deleting_them_deletes_their_flows():
+    with pytest.raises(fs.SwitchError, match="INVALID_METER"):
+        fs.FakeSwitch([metered(0, 1, 9, [out(2)])])
+    with pytest.raises(fs.SwitchError, match="BAD_OUT_GROUP"):
+        fs.FakeSwitch([mod(0, 1, [clone(parser.OFPActionGroup(4))])])
+    sw = fs.FakeSwitch([metered(0, 1, 9, [out(2)], udp_dst=1),
+                        mod(0, 1, [clone(parser.OFPActionGroup(4))], udp_dst=2),
+                        mod(0, 1, [out(2)], udp_dst=3)], [group(4, [out(5)])], [meter(9)])
+    with pytest.raises(fs.SwitchError, match="EXISTS"):
+        sw.apply(meter(9))
+    with pytest.raises(fs.SwitchError, match="EXISTS"):
+        sw.apply(group(4))
+    [gone] = sw.apply(parser.OFPGroupMod(None, ofp.OFPGC_DELETE, ofp.OFPGT_ALL, 4))
+    assert gone.match == {"udp_dst": (2, None)}
+    [gone] = sw.apply(parser.OFPMeterMod(None, ofp.OFPMC_DELETE, 0, 9))
+    assert gone.meter == 9
+    assert [f.match for f in sw.flows()] == [{"udp_dst": (3, None)}]
+
+
+def test_group_and_meter_stats_are_round_tripped():
+    sw = fs.FakeSwitch([], [group(4, [clone(trunc(0xFEFF, 0xFFFF), out(5))])], [meter(9)])
+    [desc] = sw.group_desc()
+    [[action]] = [b.actions for b in desc.buckets]
+    assert (desc.group_id, desc.type, type(action)) == (4, ofp.OFPGT_ALL, NXActionClone)
+    assert [type(a) for a in action.actions] == [parser.NXActionOutputTrunc,
+                                                 parser.OFPActionOutput]
+    [config] = sw.meter_config()
+    assert (config.meter_id, config.flags, [(b.rate, b.burst_size) for b in config.bands]) == (
+        9, ofp.OFPMF_PKTPS, [(10, 10)])

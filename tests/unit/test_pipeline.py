@@ -291,15 +291,16 @@ def test_first_matching_rule_counts_the_packet():
              {"name": "site-b", "ipv4_dst": "10.2.0.0/16"}]
     sw = switch(capture=rules)
     web, ssh = syn(dport=80), syn(dport=22)
-    for pkt, rule in ((web, 0), (ssh, 1)):
+    for pkt, rule in ((web, 1), (ssh, 2)):  # config rules are numbered 1.. in file order
         result = sw.process(pkt)
         assert result.ports == [TUNNEL]
         assert [f.cookie for f in result.hits(tables.CAPTURE.id)] == [
             tables.cookie(tables.KIND_CAPTURE, rule)]
-    # reversed order: the broad rule now wins for both
+    # reversed order: the broad rule, now rule 1, wins for both
     sw = switch(capture=rules[::-1])
-    assert [f.cookie for f in sw.process(web).hits(tables.CAPTURE.id)] == [
-        tables.cookie(tables.KIND_CAPTURE, 0)]
+    for pkt in (web, ssh):
+        assert [f.cookie for f in sw.process(pkt).hits(tables.CAPTURE.id)] == [
+            tables.cookie(tables.KIND_CAPTURE, 1)]
 
 
 def capture_one(rule, pkt):
