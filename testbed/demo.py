@@ -23,8 +23,8 @@ def main():
     say("Building two sites on a private Open vSwitch (userspace datapath)...")
     with TwoSites() as bed:
         host, server, router = bed["hostA"], bed["serverB"], bed["routerA"]
-        say("  hostA   %-10s %s  (gateway routerA %s %s)" % (host.ipv4, host.mac,
-                                                           router.ipv4, router.mac))
+        say("  hostA   %-10s %s  (gateway routerA %s %s)"
+            % (host.ipv4, host.mac, router.ipv4, router.mac))
         say("  serverB %-10s %s  (site B, reachable only through the tunnel)"
             % (server.ipv4, server.mac))
         say("  controller: %s, both switches programmed" % bed.controller.api)
@@ -34,8 +34,8 @@ def main():
             received = host.ping(server.ipv4, count=3)
         for p in cap.packets:
             kind = "request" if p[ICMP].type == 8 else "reply  "
-            say("  %s %s -> %s   eth %s -> %s" % (kind, p[IP].src, p[IP].dst, p[Ether].src,
-                                                 p[Ether].dst))
+            say("  %s %s -> %s   eth %s -> %s"
+                % (kind, p[IP].src, p[IP].dst, p[Ether].src, p[Ether].dst))
         say("  %d/3 replies; each came back to hostA's MAC from routerA's MAC, with no route"
             % received)
         say("\nReverse paths the switches learned (ovs-ofctl dump-flows table=20):")

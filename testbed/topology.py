@@ -5,6 +5,7 @@
     routerA wan    port 2  10.1.0.1   fd00:1::1     routerB wan    port 2  10.2.0.1   fd00:2::1
     tunnel         port 3  <----- veth pair ----->  tunnel         port 3
     endpoint LOCAL         10.1.0.2/24 (no gateway route: everything on-link)
+    ana1..N  ports 11..    listening analyzers for mirror sessions (optional)
 
 Hosts use their router as default gateway; routers have no route to the other site and
 do not forward, so the only way between the sites is the tunnel. Behind routerA is an
@@ -55,7 +56,7 @@ class TwoSites:
     """
 
     def __init__(self, reverse_path=None, capture=None, workdir=None, token=None,
-                 extra_config=None):
+                 extra_config=None, analyzers=0):
         self.id = secrets.token_hex(2)
         self.prefix = "sg" + self.id
         self._own_workdir = workdir is None and not os.environ.get("SGGW_KEEP_BED")
@@ -64,6 +65,7 @@ class TwoSites:
         self.capture = capture  # {"a": [...], "b": [...]} or None for the defaults
         self.token = token
         self.extra_config = extra_config or {}
+        self.analyzers = analyzers  # listening hosts on bridge A (ports 11..), for mirrors
         self.hosts = {}
         self._undo = contextlib.ExitStack()
         self.ovs = self.controller = self.endpoint = None
@@ -105,6 +107,8 @@ class TwoSites:
         self.ovs.add_port(self.bridge("a"), ta, 3)
         self.ovs.add_port(self.bridge("b"), tb, 3)
         self._build_endpoint()
+        for i in range(1, self.analyzers + 1):
+            self._build_analyzer(i)
         self.config_path = os.path.join(self.workdir, "sggw.yaml")
         self.write_config()
         self.controller = Controller(self.config_path, self.api_port,
@@ -163,6 +167,15 @@ class TwoSites:
         self.endpoint = Host(ns, SITES["a"]["mac"] + ":02", "10.1.0.2", None, "LOCAL", tap)
         self.hosts["endpoint"] = self.endpoint
 
+    def _build_analyzer(self, i):
+        """An analyzer host ``ana<i>`` on bridge A, port 10 + i: it only listens."""
+        ns = self._namespace("ana%d" % i)
+        outside = "%sn%d" % (self.prefix, i)
+        veth_to_namespace(outside, ns, mac="02:a0:00:00:01:%02x" % i)
+        ns.run("sysctl", "-qw", "net.ipv6.conf.eth0.disable_ipv6=1")
+        self.ovs.add_port(self.bridge("a"), outside, 10 + i)
+        self.hosts["ana%d" % i] = Host(ns, None, None, None, 10 + i, outside)
+
     def config(self):
         """The YAML config the controller runs with (as a dict)."""
         datapaths = {}
@@ -181,7 +194,8 @@ class TwoSites:
                 dp["local_ip"] = "10.1.0.2/24"
             datapaths[self.dp_name(site)] = dp
         cfg = {"openflow": {"port": self.of_port}, "api": {"port": self.api_port},
-               "ovsdb": self.ovs.db, "datapaths": datapaths}
+               "ovsdb": self.ovs.db, "state_file": os.path.join(self.workdir, "state.json"),
+               "datapaths": datapaths}
         if self.token:
             cfg["api"]["token"] = self.token
         cfg.update(self.extra_config)
