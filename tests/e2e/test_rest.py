@@ -283,7 +283,7 @@ def test_fuzzing_the_api_finds_no_server_error_and_no_contract_violation(bed):
          "-H", "Authorization: Bearer " + TOKEN, "--checks", "all",
          "--exclude-checks", "positive_data_acceptance", "--max-examples", "40",
          "--seed", "20261121", "--no-color"],
-        capture_output=True, text=True, timeout=900, check=False)
+        capture_output=True, text=True, timeout=900, check=False, cwd=bed.workdir)
     assert done.returncode == 0, done.stdout[-6000:] + done.stderr[-2000:]
     assert "Traceback" not in bed.controller.log()
     assert call(bed, "GET", "/v1/health")[1]["status"] == "ok"
