@@ -472,28 +472,10 @@ DATAPATH_KEYS = ("dp_id", "ports", "local_ip", "reverse_path", "capture", "mirro
 def _datapath(name, value, path):
     _mapping(value, path, DATAPATH_KEYS, required=("dp_id", "ports"))
     ports = _ports(value["ports"], _join(path, "ports"))
-    rules = value.get("capture", [])
-    if not isinstance(rules, list):
-        raise ConfigError(_join(path, "capture"), "expected a list of rules, got %s"
-                          % _show(rules))
-    if len(rules) > MAX_CONFIG_OBJECTS:
-        raise ConfigError(_join(path, "capture"), "at most %d rules in the file"
-                          % MAX_CONFIG_OBJECTS)
-    capture = tuple(replace(capture_rule(r, "%s.capture[%d]" % (path, i), ports), id=i + 1)
-                    for i, r in enumerate(rules))
-    _unique_names(capture, path + ".capture")
+    capture = _numbered(value, "capture", "rules", capture_rule, ports, path)
     if capture and ports.tunnel is None:
         raise ConfigError(_join(path, "capture"), "capture rules need ports.tunnel")
-    sessions = value.get("mirrors", [])
-    if not isinstance(sessions, list):
-        raise ConfigError(_join(path, "mirrors"), "expected a list of sessions, got %s"
-                          % _show(sessions))
-    if len(sessions) > MAX_CONFIG_OBJECTS:
-        raise ConfigError(_join(path, "mirrors"), "at most %d sessions in the file"
-                          % MAX_CONFIG_OBJECTS)
-    mirrors = tuple(replace(mirror(m, "%s.mirrors[%d]" % (path, i), ports), id=i + 1)
-                    for i, m in enumerate(sessions))
-    _unique_names(mirrors, path + ".mirrors")
+    mirrors = _numbered(value, "mirrors", "sessions", mirror, ports, path)
     for i, session in enumerate(mirrors):
         check_mirror_against(session, mirrors[:i], "%s.mirrors[%d]" % (path, i))
     return Datapath(
@@ -506,6 +488,22 @@ def _datapath(name, value, path):
         capture=capture,
         mirrors=mirrors,
     )
+
+
+def _numbered(value, key, what, parse, ports, path):
+    """The list of named objects under ``key``, each parsed by ``parse`` and numbered 1..
+    in file order (their stable ids); names must be unique."""
+    items = value.get(key, [])
+    if not isinstance(items, list):
+        raise ConfigError(_join(path, key), "expected a list of %s, got %s"
+                          % (what, _show(items)))
+    if len(items) > MAX_CONFIG_OBJECTS:
+        raise ConfigError(_join(path, key), "at most %d %s in the file"
+                          % (MAX_CONFIG_OBJECTS, what))
+    objects = tuple(replace(parse(item, "%s.%s[%d]" % (path, key, i), ports), id=i + 1)
+                    for i, item in enumerate(items))
+    _unique_names(objects, "%s.%s" % (path, key))
+    return objects
 
 
 def _unique_names(objects, path):
