@@ -18,7 +18,7 @@ SOURCE_ROLES = ("lan", "wan", "tunnel", "local")  # a mirror source may name a w
 DIRECTIONS = ("rx", "tx", "both")
 MAX_CONFIG_OBJECTS = 1000  # config captures/mirrors get ids 1..1000; REST ones above
 MAC_RE = re.compile(r"[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}")
-MATCH_MODES = ("five_tuple", "host_pair")
+MATCH_MODES = ("five_tuple", "host_pair", "conntrack")
 IP_PROTOS = {"icmp": 1, "tcp": 6, "udp": 17, "icmpv6": 58}
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 OFPP_MAX = 0xFFFFFF00
@@ -128,10 +128,11 @@ class Mirror:
 
 @dataclass(frozen=True)
 class ReversePath:
-    match: str = "five_tuple"
+    match: str = "five_tuple"  # learn() per 5-tuple, learn() per host pair, or conntrack
     idle_timeout: int = 60
     fin_idle_timeout: int = 5
     max_flows: int = 100000
+    ct_zone: int = None  # conntrack mode: this bridge's zone (default: dp_id's low 16 bits)
 
 
 @dataclass(frozen=True)
@@ -423,7 +424,8 @@ def _ports(value, path):
 
 
 def _reverse_path(value, path):
-    _mapping(value, path, ("match", "idle_timeout", "fin_idle_timeout", "max_flows"))
+    _mapping(value, path, ("match", "idle_timeout", "fin_idle_timeout", "max_flows",
+                           "ct_zone"))
     out = {}
     if "match" in value:
         if value["match"] not in MATCH_MODES:
@@ -437,6 +439,10 @@ def _reverse_path(value, path):
                                        _join(path, "fin_idle_timeout"), 0, 65535)
     if "max_flows" in value:
         out["max_flows"] = _int(value["max_flows"], _join(path, "max_flows"), 1, 10_000_000)
+    if "ct_zone" in value:
+        if out.get("match") != "conntrack":
+            raise ConfigError(_join(path, "ct_zone"), "only used with match: conntrack")
+        out["ct_zone"] = _int(value["ct_zone"], _join(path, "ct_zone"), 1, 65535)
     result = ReversePath(**out)
     if result.fin_idle_timeout > result.idle_timeout:
         raise ConfigError(_join(path, "fin_idle_timeout"), "%d is longer than idle_timeout %d "
@@ -478,13 +484,17 @@ def _datapath(name, value, path):
     mirrors = _numbered(value, "mirrors", "sessions", mirror, ports, path)
     for i, session in enumerate(mirrors):
         check_mirror_against(session, mirrors[:i], "%s.mirrors[%d]" % (path, i))
+    dp_id = _dp_id(value["dp_id"], _join(path, "dp_id"))
+    reverse_path = _reverse_path(value.get("reverse_path", {}), _join(path, "reverse_path"))
+    if reverse_path.match == "conntrack" and reverse_path.ct_zone is None:
+        reverse_path = replace(reverse_path, ct_zone=dp_id & 0xFFFF or 1)
     return Datapath(
         name=name,
-        dp_id=_dp_id(value["dp_id"], _join(path, "dp_id")),
+        dp_id=dp_id,
         ports=ports,
         local_ip=_local_ip(value["local_ip"], _join(path, "local_ip"))
         if "local_ip" in value else None,
-        reverse_path=_reverse_path(value.get("reverse_path", {}), _join(path, "reverse_path")),
+        reverse_path=reverse_path,
         capture=capture,
         mirrors=mirrors,
     )
@@ -635,7 +645,7 @@ def parse(data, source="<config>"):
     if not dps:
         raise ConfigError("datapaths", "needs at least one datapath")
     datapaths = {}
-    owners = {}
+    owners, zones = {}, {}
     for name, value in dps.items():
         path = "datapaths.%s" % _key_text(name)
         _name(name, path)
@@ -644,6 +654,12 @@ def parse(data, source="<config>"):
             raise ConfigError(path + ".dp_id", "%#x is already used by datapaths.%s"
                               % (dp.dp_id, owners[dp.dp_id]))
         owners[dp.dp_id] = name
+        zone = dp.reverse_path.ct_zone
+        if zone is not None and zone in zones:
+            raise ConfigError(path + ".reverse_path.ct_zone", "conntrack zone %d is also "
+                              "datapaths.%s's (zones are shared by every bridge of a "
+                              "datapath)" % (zone, zones[zone]))
+        zones[zone] = name
         datapaths[name] = dp
     api = data.get("api", {})
     token = None

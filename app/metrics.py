@@ -63,6 +63,11 @@ def render_metrics(sggw):
         unknown.add(sum(m.packet_in_count for m in punts), datapath=name)
         for table in tables.LEARNED_TABLES:
             learned.add(counts.get(table.id, 0), datapath=name, table=table.name)
+        if switch.conntrack:
+            try:
+                learned.add(switch.connection_count(), datapath=name, table="conntrack")
+            except SwitchError:
+                pass
         for session, counters in sggw.session_counters(name):
             copies.add(counters["packets"], datapath=name, session=session)
             copy_bytes.add(counters["bytes"], datapath=name, session=session)

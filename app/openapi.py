@@ -140,13 +140,18 @@ _SCHEMAS = {
                 "port_no": _NULLABLE_INT, "port": {"type": "string", "nullable": True},
                 "eth_dst": {"type": "string", "nullable": True},
                 "eth_src": {"type": "string", "nullable": True}}},
-            "packets": {"type": "integer"}, "bytes": {"type": "integer"},
-            "duration": {"type": "integer", "description": "seconds since learned"},
+            "packets": _NULLABLE_INT, "bytes": _NULLABLE_INT,
+            "duration": {"type": "integer", "nullable": True,
+                         "description": "seconds since learned (null with conntrack, which "
+                                        "keeps no counters either)"},
             "idle_timeout": {"type": "integer"},
             "idle_age": {"type": "integer", "nullable": True,
-                         "description": "seconds since the path last carried a reply, as "
-                                        "seen by the controller across calls (null until "
-                                        "seen twice, unless never used)"}}},
+                         "description": "seconds since the path last carried a reply. "
+                                        "learn(): watched by the controller between "
+                                        "listings (null the first time a used path is "
+                                        "seen; then a lower bound until its counter "
+                                        "moves). conntrack: from the time left before "
+                                        "the entry expires"}}},
     "Flushed": {"type": "object", "required": ["flushed"],
                 "properties": {"flushed": {"type": "integer"}}},
 }

@@ -245,6 +245,13 @@ class Sggw:
 
     def paths(self, name, limit):
         switch = self._connected(name)
+        if switch.conntrack:
+            try:
+                found = [_describe_connection(e, switch) for e in switch.connections()]
+            except SwitchError as exc:
+                raise ApiError(503, "switch %s: %s" % (name, exc)) from None
+            found.sort(key=lambda p: (p["idle_age"], p["reply"]["src"]))
+            return {"total": len(found), "paths": found[:limit]}
         entries = switch.channel.stats(_reverse_paths_request())
         now = time.monotonic()
         seen = {}
@@ -252,15 +259,10 @@ class Sggw:
         for entry in entries:
             path = _describe_path(entry, switch.portmap)
             key = (repr(sorted(entry.match.items())), entry.cookie)
-            previous = switch.path_activity.get(key)
-            if previous is None or previous[0] != entry.packet_count:
-                since = now if previous is not None else None
-                if entry.packet_count == 0:
-                    since = now - entry.duration_sec
-            else:
-                since = previous[1]
-            seen[key] = (entry.packet_count, since)
-            path["idle_age"] = None if since is None else round(now - since)
+            seen[key] = _activity(switch.path_activity.get(key), entry, now)
+            count, since, first = seen[key]
+            path["idle_age"] = None if first == now and since is None else \
+                round(now - (since or first))
             out.append(path)
         switch.path_activity = seen
         out.sort(key=lambda p: (p["duration"], p["reply"]["src"]))
@@ -268,19 +270,23 @@ class Sggw:
 
     def flush_paths(self, name, port=None, host=None):
         switch = self._connected(name)
+        number = self._port_number(switch, name, port)
+        address = _address(host)
+        if switch.conntrack:
+            def selected(entry):
+                return ((number is None or entry["mark"] == number)
+                        and (address is None or str(address) in (entry["orig"]["src"],
+                                                                 entry["orig"]["dst"])))
+            try:
+                return {"flushed": switch.forget_connections(selected)}
+            except SwitchError as exc:
+                raise ApiError(503, "switch %s: %s" % (name, exc)) from None
         cookie, mask = tables.cookie(tables.KIND_LEARNED_REVERSE), \
             tables.SIGNATURE_MASK | (0xFF << tables.KIND_SHIFT)
-        if port is not None:
-            number = switch.portmap.lookup(_port_ref(port)) if switch.portmap else None
-            if number is None:
-                raise ApiError(400, "%r is not a port of %s" % (port, name), "port")
+        if number is not None:
             cookie, mask = tables.cookie(tables.KIND_LEARNED_REVERSE, number), (1 << 64) - 1
         matches = [None]
-        if host is not None:
-            try:
-                address = ipaddress.ip_address(host)
-            except ValueError:
-                raise ApiError(400, "%r is not an IP address" % host, "host") from None
+        if address is not None:
             family = "ipv4" if address.version == 4 else "ipv6"
             eth_type = ETH_TYPE_IP if address.version == 4 else ETH_TYPE_IPV6
             matches = [parser.OFPMatch(eth_type=eth_type, **{family + "_" + side: str(address)})
@@ -295,6 +301,15 @@ class Sggw:
             raise ApiError(503, "switch %s: %s" % (name, exc)) from None
         return {"flushed": flushed}
 
+    @staticmethod
+    def _port_number(switch, name, port):
+        if port is None:
+            return None
+        number = switch.portmap.lookup(_port_ref(port))
+        if number is None:
+            raise ApiError(400, "%r is not a port of %s" % (port, name), "port")
+        return number
+
     def _connected(self, name):
         switch = self.switch(name)
         if switch is None or switch.portmap is None:
@@ -304,10 +319,32 @@ class Sggw:
 
 # --- helpers ------------------------------------------------------------------------------------
 
+def _activity(previous, entry, now):
+    """(packet count, when it last changed, when first seen) of a learned path. OpenFlow
+    1.3 reports no idle time, so the controller watches the counters between listings: a
+    path never used is idle since it was learned; a used one, since its count last changed
+    (counted from the first listing if it never changed: a lower bound)."""
+    if entry.packet_count == 0:
+        return 0, now - entry.duration_sec, now
+    if previous is None:
+        return entry.packet_count, None, now
+    count, since, first = previous
+    return entry.packet_count, now if entry.packet_count != count else since, first
+
+
 def _zero(kind):
     if kind == "captures":
         return {"packets": 0, "bytes": 0}
     return {"packets": 0, "bytes": 0, "rate_limited": 0, "destinations": {}}
+
+
+def _address(host):
+    if host is None:
+        return None
+    try:
+        return ipaddress.ip_address(host)
+    except ValueError:
+        raise ApiError(400, "%r is not an IP address" % host, "host") from None
 
 
 def _port_ref(value):
@@ -386,6 +423,29 @@ def _reverse_paths_request(cookie=None, mask=None, match=None):
 
 
 _PROTOS = {1: "icmp", 6: "tcp", 17: "udp", 58: "icmpv6"}
+
+
+def _mac(value):
+    return ":".join("%02x" % b for b in (value & (2**48 - 1)).to_bytes(6, "big"))
+
+
+def _describe_connection(entry, switch):
+    """A conntrack-mode reverse path: the entry's reply tuple, and the way back it keeps
+    (ct_mark: the port; ct_label: the MACs). Userspace conntrack keeps no counters; the idle
+    age is read from the time left before the entry expires."""
+    reply = entry["reply"]
+    out = {"family": 6 if ":" in reply["src"] else 4, "src": reply["src"],
+           "dst": reply["dst"], "proto": entry["proto"], "vlan": None,
+           "from": "wire" if entry["mark"] == switch.portmap.tunnel else "tunnel"}
+    if "sport" in reply:
+        out["src_port"], out["dst_port"] = int(reply["sport"]), int(reply["dport"])
+    idle = switch.dp.reverse_path.idle_timeout
+    return {"reply": out,
+            "to": {"port_no": entry["mark"], "port": dict(switch.portmap.switch_ports).get(
+                entry["mark"]), "eth_dst": _mac(entry["labels"]),
+                "eth_src": _mac(entry["labels"] >> 48)},
+            "packets": None, "bytes": None, "duration": None, "idle_timeout": idle,
+            "idle_age": max(0, idle - entry["timeout"])}
 
 
 def _describe_path(entry, ports):

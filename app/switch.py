@@ -15,7 +15,7 @@ from ryu.lib import hub
 from ryu.ofproto import ofproto_v1_3 as ofp
 from ryu.ofproto import ofproto_v1_3_parser as parser
 
-from app import ovsdb
+from app import ovs_cli
 from app.channel import Channel, SwitchError
 from flows import desired, probes, reconcile, tables
 from flows.ofp import OFPP_LOCAL, delete_flows
@@ -145,23 +145,59 @@ class Switch:
                           "it stays a normal port and gets no copies", self.name,
                           placed.session.name, ref)
 
+    @property
+    def conntrack(self):
+        return self.dp.reverse_path.match == "conntrack"
+
     def _bound_tables(self):
-        limit = self.dp.reverse_path.max_flows
+        rp = self.dp.reverse_path
         try:
-            bridge = ovsdb.configure_tables(self.ovsdb_address, self.dp.dp_id, limit)
-        except ovsdb.OvsdbError as exc:
+            bridge = ovs_cli.configure_tables(self.ovsdb_address, self.dp.dp_id, rp.max_flows)
+            if self.conntrack:
+                ovs_cli.configure_conntrack(self.ovsdb_address, self.dp.dp_id, rp.ct_zone,
+                                            rp.idle_timeout, rp.fin_idle_timeout,
+                                            rp.max_flows)
+        except ovs_cli.OvsError as exc:
             self.table_bounds_error = str(exc)
-            LOG.error("%s: learned tables are NOT bounded (%s)", self.name, exc)
+            LOG.error("%s: learned state is NOT bounded (%s)", self.name, exc)
             return
         self.table_bounds_error = None
-        LOG.info("%s: bridge %s: learned tables bounded to %d flows each (evict)",
-                 self.name, bridge, limit)
+        LOG.info("%s: bridge %s: learned tables bounded to %d flows each (evict)%s",
+                 self.name, bridge, rp.max_flows, "; conntrack zone %d: %d connections, "
+                 "idle %d s" % (rp.ct_zone, rp.max_flows, rp.idle_timeout)
+                 if self.conntrack else "")
 
     def forget_port(self, port_no):
-        """Delete every flow learned through ``port_no`` (it went down or away)."""
+        """Delete every flow learned through ``port_no`` (it went down or away), and in the
+        conntrack mode the connections whose way back is that port."""
         cookie, mask = tables.learned_through(port_no)
         self.flush(cookie, mask)
+        if self.conntrack:
+            self.forget_connections(lambda entry: entry["mark"] == port_no)
         LOG.info("%s: port %s down: flushed what was learned through it", self.name, port_no)
+
+    def connections(self):
+        """The conntrack mode's reverse paths: the zone's entries."""
+        try:
+            return ovs_cli.connections(self.ovsdb_address, self.dp.reverse_path.ct_zone)
+        except ovs_cli.OvsError as exc:
+            raise SwitchError("conntrack: %s" % exc) from None
+
+    def connection_count(self):
+        try:
+            return ovs_cli.zone_count(self.ovsdb_address, self.dp.reverse_path.ct_zone)
+        except ovs_cli.OvsError as exc:
+            raise SwitchError("conntrack: %s" % exc) from None
+
+    def forget_connections(self, selected):
+        """Flush the zone's connections for which ``selected(entry)`` is true; their count."""
+        chosen = [e for e in self.connections() if selected(e)]
+        try:
+            ovs_cli.forget_connections(self.ovsdb_address, self.dp.reverse_path.ct_zone,
+                                       chosen)
+        except ovs_cli.OvsError as exc:
+            raise SwitchError("conntrack: %s" % exc) from None
+        return len(chosen)
 
     def flush(self, cookie, mask, table_id=ofp.OFPTT_ALL, match=None):
         """Delete the learned flows selected by cookie/mask (and ``match``)."""

@@ -7,16 +7,16 @@ in :mod:`flows.tables`; this module only fills them. Pure: no I/O, no Ryu event 
 """
 from dataclasses import dataclass
 
-from flows import learn, tables
+from flows import conntrack, learn, tables
 from flows.mirror import copy_flows, hook_action
 from flows.ofp import (
     ETH_TYPE_ARP, ETH_TYPE_IP, ETH_TYPE_IPV6, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP,
     MULTICAST_BIT, OFPP_CONTROLLER, OFPP_IN_PORT, UNICAST, ZERO_MAC, flow, load_out_port,
     match, meter_mod, move, output, resubmit, set_field)
 from flows.tables import (
-    ARP_PROXY, ARP_REPLY, CAPTURE, CAPTURE_LEARN, DELIVER, EGRESS, FLOOD, GATEWAY, INGRESS, L2,
-    LOCAL_IN, MAC, NEIGH, REG_FROM_TUNNEL, REG_OUT, REG_SCRATCH, REVERSE, TUNNEL_IN,
-    TUNNEL_MISS)
+    ARP_PROXY, ARP_REPLY, CAPTURE, CAPTURE_LEARN, CT_LOCAL, CT_TUNNEL, DELIVER, EGRESS, FLOOD,
+    GATEWAY, INGRESS, L2, LOCAL_IN, MAC, NEIGH, REG_FROM_TUNNEL, REG_OUT, REG_SCRATCH, REVERSE,
+    TUNNEL_IN, TUNNEL_MISS)
 
 PUNT_METER_ID = tables.METER_PUNT  # caps packet-ins for unknown neighbours
 PUNT_PPS = 50
@@ -112,10 +112,16 @@ def ingress(dp, ports, hooks=NO_HOOKS):
     return out
 
 
+def _conntrack(dp):
+    return dp.reverse_path.match == "conntrack"
+
+
 def local_in(dp, ports):
-    """Wire traffic: ND, broadcast and multicast stay on L2; IP is checked for a reverse path."""
+    """Wire traffic: ND, broadcast and multicast stay on L2; IP is checked for a reverse path
+    (with conntrack, only IP that no capture rule takes: see capture())."""
     out = [flow(LOCAL_IN, 0, goto=L2)]
-    out += [flow(LOCAL_IN, 10, match(eth_type=eth_type), [resubmit(REVERSE)], goto=CAPTURE)
+    lookup = [] if _conntrack(dp) else [resubmit(REVERSE)]
+    out += [flow(LOCAL_IN, 10, match(eth_type=eth_type), lookup, goto=CAPTURE)
             for _, eth_type in _FAMILIES]
     out.append(flow(LOCAL_IN, 20, match(eth_dst=MULTICAST_BIT), goto=L2))
     out += [flow(LOCAL_IN, 20, match(eth_type=ETH_TYPE_IPV6, ip_proto=IPPROTO_ICMPV6,
@@ -131,7 +137,15 @@ def local_in(dp, ports):
 
 def capture(dp, ports):
     """What the capture rules (flows.capture) fall back to: a reverse-path hit goes out,
-    anything else to the wire."""
+    anything else to the wire. With conntrack, IP that no rule captured may still be the
+    reply to a remotely initiated connection: conntrack tells, in CT_LOCAL."""
+    if _conntrack(dp):
+        zone = dp.reverse_path.ct_zone
+        return [flow(CAPTURE, 1, match(**{REG_OUT: 0}, eth_type=eth_type),
+                     [conntrack.lookup(zone, CT_LOCAL)]) for _, eth_type in _FAMILIES] + [
+                flow(CT_LOCAL, 0, actions=[resubmit(L2)]),
+                flow(CT_LOCAL, 10, match(ct_state=conntrack.REPLY), conntrack.reply_actions(),
+                     goto=EGRESS)]
     return [flow(CAPTURE, 0, goto=EGRESS),  # the reverse lookup decided REG_OUT
             flow(CAPTURE, 1, match(**{REG_OUT: 0}), goto=L2)]
 
@@ -150,6 +164,12 @@ def capture_learn(dp, ports):
         return out
     for port in ports.wire:
         for family, eth_type in _FAMILIES:
+            if _conntrack(dp):
+                out.append(flow(CAPTURE_LEARN, 20, match(in_port=port, eth_type=eth_type), [
+                    conntrack.commit(dp.reverse_path.ct_zone, port),
+                    load_out_port(ports.tunnel),
+                ], goto=EGRESS))
+                continue
             for priority, proto in _reverse_variants(dp):
                 fields = dict(in_port=port, eth_type=eth_type)
                 if proto is not None:
@@ -180,6 +200,9 @@ def tunnel_in(dp, ports):
     out = [flow(TUNNEL_IN, 0),  # non-IP from the tunnel: drop (counted)
            # nor is multicast/broadcast a remotely initiated flow to a local host
            flow(TUNNEL_IN, 20, match(eth_dst=MULTICAST_BIT))]
+    out += _deliver()
+    if _conntrack(dp):
+        return out + _tunnel_conntrack(dp, ports)
     out += [flow(TUNNEL_IN, 10, match(eth_type=eth_type), [resubmit(REVERSE)], goto=TUNNEL_MISS)
             for _, eth_type in _FAMILIES]
     out.append(flow(TUNNEL_MISS, 0, goto=EGRESS))  # reverse path hit
@@ -194,12 +217,34 @@ def tunnel_in(dp, ports):
                 resubmit(NEIGH),
                 resubmit(GATEWAY),
             ], goto=DELIVER))
-    out += [
+    return out
+
+
+def _deliver():
+    return [
         flow(DELIVER, 0, goto=EGRESS),
         # unknown neighbour: counted here; the controller sends an ARP/ND probe
         flow(DELIVER, 1, match(**{REG_OUT: 0}), [output(OFPP_CONTROLLER, PUNT_MAX_LEN)],
              meter=PUNT_METER_ID),
     ]
+
+
+def _tunnel_conntrack(dp, ports):
+    """From the tunnel, with conntrack: a reply goes back the way its original came; any
+    other packet is remotely initiated: it commits (the way back is the tunnel) and goes to
+    the learned neighbour."""
+    zone = dp.reverse_path.ct_zone
+    out = [flow(TUNNEL_IN, 10, match(eth_type=eth_type), [conntrack.lookup(zone, CT_TUNNEL)])
+           for _, eth_type in _FAMILIES]
+    out += [flow(CT_TUNNEL, 0),
+            flow(CT_TUNNEL, 10, match(ct_state=conntrack.REPLY), conntrack.reply_actions(),
+                 goto=EGRESS)]
+    out += [flow(CT_TUNNEL, 5, match(ct_state=conntrack.TRACKED, eth_type=eth_type), [
+        conntrack.commit(zone, ports.tunnel),
+        resubmit(NEIGH),
+        resubmit(GATEWAY),
+        resubmit(DELIVER),
+    ]) for _, eth_type in _FAMILIES]
     return out
 
 

@@ -22,7 +22,9 @@ output, group or resubmit survive, hence the extra table for the copy.) The look
 (``REVERSE``, ``MAC``, ``NEIGH``, ``GATEWAY``) hold only flows written by OVS ``learn()``;
 they are reached with ``resubmit`` and answer by loading ``REG_OUT`` (0 = no answer) and
 rewriting MACs. Learned flows cannot ``goto``, so the table after each lookup dispatches on
-``REG_OUT``.
+``REG_OUT``. With ``reverse_path.match: conntrack`` the reverse paths live in OVS conntrack
+instead (:mod:`flows.conntrack`): captured packets commit their connection, and packets that
+may be replies pass through conntrack into ``CT_LOCAL`` / ``CT_TUNNEL``.
 """
 from dataclasses import dataclass
 
@@ -48,6 +50,8 @@ TUNNEL_MISS = Table(7, "tunnel_miss", "remotely initiated: learn the way back, f
 DELIVER = Table(8, "deliver", "unknown neighbour: count and ask the controller to probe")
 ARP_PROXY = Table(9, "arp_proxy", "answer the endpoint's ARP for off-subnet addresses")
 ARP_REPLY = Table(10, "arp_reply", "send the proxy answer back, if the gateway is known")
+CT_LOCAL = Table(11, "ct_local", "conntrack mode: a wire packet that is a reply goes back")
+CT_TUNNEL = Table(12, "ct_tunnel", "conntrack mode: a reply, or a remotely initiated packet")
 REVERSE = Table(20, "reverse", "learned reverse paths", learned=True)
 MAC = Table(21, "mac", "learned MAC -> port", learned=True)
 NEIGH = Table(22, "neigh", "learned IP -> (MAC, port)", learned=True)
@@ -58,7 +62,7 @@ MIRROR = Table(41, "mirror", "per session: filter, meter, then the session's gro
 MIRROR_OUT = Table(42, "mirror_out", "one copy per destination: tag, MAC, snaplen, output")
 
 PIPELINE = (INGRESS, LOCAL_IN, CAPTURE, CAPTURE_LEARN, L2, FLOOD, TUNNEL_IN, TUNNEL_MISS,
-            DELIVER, ARP_PROXY, ARP_REPLY, REVERSE, MAC, NEIGH, GATEWAY, EGRESS, MIRROR_COPY,
+            DELIVER, ARP_PROXY, ARP_REPLY, CT_LOCAL, CT_TUNNEL, REVERSE, MAC, NEIGH, GATEWAY, EGRESS, MIRROR_COPY,
             MIRROR, MIRROR_OUT)
 LEARNED_TABLES = tuple(t for t in PIPELINE if t.learned)
 BY_ID = {t.id: t for t in PIPELINE}

@@ -3,9 +3,14 @@ import os
 
 import pytest
 
+from testbed.signals import exit_cleanly_on_sigterm
 from testbed.topology import TwoSites
 
 BED_REVERSE_PATH = {"idle_timeout": 60, "fin_idle_timeout": 2, "max_flows": 1000}
+
+
+def pytest_configure(config):
+    exit_cleanly_on_sigterm()  # a killed run still tears its beds down
 
 
 def pytest_collection_modifyitems(items):
@@ -35,9 +40,10 @@ def _needs_root():
         pytest.fail("end-to-end tests need root (network namespaces, Open vSwitch)")
 
 
-@pytest.fixture(scope="module")
-def bed():
-    """The two-site bed, shared by a test module; hosts have talked to their gateways."""
-    with TwoSites(reverse_path=BED_REVERSE_PATH) as two_sites:
+@pytest.fixture(scope="module", params=["five_tuple", "conntrack"])
+def bed(request):
+    """The two-site bed, shared by a test module, once per way of keeping reverse paths
+    (learn() per 5-tuple, OVS conntrack); hosts have talked to their gateways."""
+    with TwoSites(reverse_path=dict(BED_REVERSE_PATH, match=request.param)) as two_sites:
         two_sites.warm_up()
         yield two_sites

@@ -10,9 +10,9 @@ MAX_FLOWS = 300
 LEARNED_TABLES = (20, 21, 22, 23)  # reverse, mac, neigh, gateway
 
 
-@pytest.fixture(scope="module")
-def bed():
-    with TwoSites(reverse_path={"max_flows": MAX_FLOWS}) as two_sites:
+@pytest.fixture(scope="module", params=["five_tuple", "conntrack"])
+def bed(request):
+    with TwoSites(reverse_path={"max_flows": MAX_FLOWS, "match": request.param}) as two_sites:
         two_sites.warm_up()
         yield two_sites
 
@@ -29,11 +29,18 @@ def test_a_spoofed_flood_leaves_the_learned_tables_at_the_bound(bed):
     inject(host.ns, spoofed_flood(host, router, server, 5 * MAX_FLOWS))
     counts = {site: {table: len(bed.flows(site, table)) for table in LEARNED_TABLES}
               for site in "ab"}
-    assert counts["a"][20] >= MAX_FLOWS - 10, counts  # the flood really filled the table
+    if bed.reverse_path["match"] == "conntrack":  # reverse paths are connections there
+        for site, zone in (("a", 10), ("b", 11)):
+            limits = bed.ovs.appctl("dpctl/ct-get-limits", "zone=%d" % zone)
+            counts[site]["conntrack"] = int(limits.split("count=")[1].split()[0])
+        assert counts["a"]["conntrack"] >= MAX_FLOWS - 10, counts  # the flood filled it
+    else:
+        assert counts["a"][20] >= MAX_FLOWS - 10, counts  # the flood filled the table
     for site, tables in counts.items():
         for table, count in tables.items():
-            assert count <= MAX_FLOWS, (site, table, count)  # OVS evicted the oldest
-    # a legitimate flow still works, both ways, through fresh reverse paths
+            assert count <= MAX_FLOWS, (site, table, count)  # OVS evicted or refused
+    # a legitimate flow still works, both ways (with conntrack full, replies are delivered
+    # to the learned neighbour)
     assert host.ping(server.ipv4, count=3) == 3
     bed.exchange("tcp", server.ipv4)
     bed.exchange("udp", server.ipv4)

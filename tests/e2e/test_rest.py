@@ -3,7 +3,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 
 import pytest
 
@@ -197,36 +196,6 @@ def test_a_capture_rule_made_over_rest_takes_effect_persists_and_goes(bed):
         assert call(bed, "DELETE", rules + "/far")[0] == 204
     assert call(bed, "GET", rules + "/far")[0] == 404
     assert host.ping(FAR_V4, count=1) == 1
-
-
-# --- learned reverse paths -------------------------------------------------------------------
-
-def test_learned_paths_are_listed_with_counters_and_flushed_by_host_or_port(bed):
-    host, server, router = bed["hostA"], bed["serverB"], bed["routerA"]
-    paths = "/v1/switches/site-a/paths"
-    host.ping(server.ipv4, count=3)
-
-    def ours():
-        listed = call(bed, "GET", paths)[1]["paths"]
-        return [p for p in listed if p["reply"]["src"] == server.ipv4 and p["packets"] > 0]
-    found = wait_for(ours, 5, what="learned path with counters")[0]
-    assert found["reply"] == {"family": 4, "src": server.ipv4, "dst": host.ipv4,
-                              "proto": "icmp", "vlan": None, "from": "tunnel"}
-    assert found["to"] == {"port_no": host.port, "port": host.outside, "eth_dst": host.mac,
-                           "eth_src": router.mac}
-    assert found["idle_timeout"] == 60 and found["duration"] >= 0
-    # an active flow re-learns its path with its next packet (OVS's revalidator replays the
-    # learn for datapath flows used within the last second): flush when traffic is idle
-    time.sleep(1.5)
-    assert call(bed, "DELETE", paths + "?host=" + server.ipv4)[1]["flushed"] >= 1
-    assert not [p for p in call(bed, "GET", paths)[1]["paths"]
-                if server.ipv4 in (p["reply"]["src"], p["reply"]["dst"])]
-    host.ping(server.ipv4, count=1)
-    time.sleep(1.5)
-    assert call(bed, "DELETE", paths + "?port=" + host.outside)[1]["flushed"] >= 1
-    assert not [p for p in call(bed, "GET", paths)[1]["paths"]
-                if p["to"]["port_no"] == host.port]
-    assert host.ping(server.ipv4, count=2) == 2  # and it is learned again
 
 
 # --- the switch says no, or is away ------------------------------------------------------------

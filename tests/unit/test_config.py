@@ -334,7 +334,7 @@ REJECT_EDITS = [
                  "unknown key (expected one of: lan, wan, tunnel)", id="unknown-ports"),
     pytest.param({"datapaths.site-a.reverse_path.timeout": 5}, DP + ".reverse_path.timeout",
                  "unknown key (expected one of: match, idle_timeout, fin_idle_timeout, "
-                 "max_flows)", id="unknown-reverse-path"),
+                 "max_flows, ct_zone)", id="unknown-reverse-path"),
     pytest.param({"datapaths.site-a.capture.1.dst_ip": "10.2.0.0/16"},
                  DP + ".capture[1].dst_ip",
                  "unknown key (expected one of: name, in_port, vlan, ipv4_src, ipv4_dst, "
@@ -388,7 +388,7 @@ REJECT_EDITS = [
     pytest.param({"datapaths.site-a.reverse_path": None}, DP + ".reverse_path",
                  "expected a mapping, got nothing", id="reverse_path-empty"),
     pytest.param({"datapaths.site-a.reverse_path.match": "full"}, DP + ".reverse_path.match",
-                 "expected one of five_tuple, host_pair, got 'full'", id="match-unknown"),
+                 "expected one of five_tuple, host_pair, conntrack, got 'full'", id="match-unknown"),
     pytest.param({"datapaths.site-a.capture": {"name": "x"}}, DP + ".capture",
                  "expected a list of rules, got a mapping", id="capture-mapping"),
     pytest.param({"datapaths.site-a.capture.0": "to-site-b"}, DP + ".capture[0]",
