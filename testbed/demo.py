@@ -11,6 +11,7 @@ import sys
 from scapy.layers.inet import ICMP, IP
 from scapy.layers.l2 import Ether
 
+from testbed.signals import exit_cleanly_on_sigterm
 from testbed.sniff import Sniffer
 from testbed.topology import TwoSites
 
@@ -20,6 +21,7 @@ def say(text=""):
 
 
 def main():
+    exit_cleanly_on_sigterm()
     say("Building two sites on a private Open vSwitch (userspace datapath)...")
     with TwoSites() as bed:
         host, server, router = bed["hostA"], bed["serverB"], bed["routerA"]

@@ -36,13 +36,17 @@ class PrivateOvs:
 
     def start(self):
         # Every userspace datapath on a machine opens a tap named "ovs-netdev": two private
-        # vswitchds cannot run at once. Allow a moment for a previous one's to go away.
+        # vswitchds cannot run at once. Allow a moment for a previous one's to go away; if
+        # no vswitchd is alive, it is a leftover of a killed one and goes now.
         try:
             wait_for(lambda: not os.path.exists("/sys/class/net/" + NETDEV_TAP), 5,
                      what="the previous ovs-netdev device to go away")
         except TimeoutError:
-            raise RuntimeError("another ovs-vswitchd with a userspace datapath runs on this "
-                               "machine (device %s exists): stop it first" % NETDEV_TAP) from None
+            if _vswitchd_running():
+                raise RuntimeError("another ovs-vswitchd with a userspace datapath runs on "
+                                   "this machine (device %s exists): stop it first"
+                                   % NETDEV_TAP) from None
+            run("ip", "link", "del", NETDEV_TAP, check=False)
         os.makedirs(self.rundir, exist_ok=True)
         conf = os.path.join(self.rundir, "conf.db")
         if os.path.exists(conf):
@@ -122,6 +126,19 @@ class PrivateOvs:
     def flush_datapath_cache(self):
         """Forget cached datapath flows, so the next packets run (and learn) afresh."""
         self.appctl("dpctl/del-flows")
+
+
+def _vswitchd_running():
+    """Whether any live (not zombie) ovs-vswitchd process exists on the machine."""
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open("/proc/%s/stat" % pid) as handle:
+                name, state = handle.read().split(") ", 1)
+        except OSError:
+            continue
+        if name.endswith("(ovs-vswitchd") and not state.startswith("Z"):
+            return True
+    return False
 
 
 _FIELD = re.compile(r"([a-z_0-9]+)=([^,\s]+)")

@@ -1,0 +1,347 @@
+"""The five benchmark scenarios. Each returns rows: (scenario, contender, metric, unit,
+summary of repeated measurements, details). Every contender gets the same warm-up, the same
+traffic and the same number of repetitions."""
+import json
+import statistics
+import time
+from dataclasses import dataclass, field
+
+from bench.measure import (
+    PYTHON, FlowgenServer, cpu_seconds, flowgen, iperf, packets, rss_mb, summary)
+from testbed.proc import wait_for
+
+
+@dataclass(frozen=True)
+class Plan:
+    runs: int  # repetitions of each measurement (a full run: at least 3)
+    seconds: int  # length of one iperf3 / flowgen run
+    rest_probes: int  # timed create/delete cycles per REST level
+    rest_levels: tuple = (1, 100, 1000)
+    scale_sizes: tuple = (1000, 10000, 100000)
+
+
+FULL = Plan(runs=5, seconds=5, rest_probes=50)
+QUICK = Plan(runs=2, seconds=2, rest_probes=10)
+
+
+@dataclass
+class Row:
+    scenario: str
+    contender: str
+    metric: str
+    unit: str
+    result: dict
+    details: dict = field(default_factory=dict)
+
+
+def _ratio(value, base):
+    return round(value / base, 2) if value and base else None
+
+
+# --- 1. throughput ------------------------------------------------------------------------------
+
+def throughput(bed, plan):
+    """iperf3 TCP hostA -> peer and back: the wire (one bridge) and the captured path (two
+    bridges and the tunnel veth). NORMAL crosses the same bridges with the hosts on-link.
+    Contenders alternate within every round; ovs-vswitchd runs on CPU 0, iperf3 on CPU 1."""
+    host, router, server = bed["hostA"], bed["routerA"], bed["serverB"]
+    paths = {"normal": (("wire", router), ("two bridges", server)),
+             "sggw": (("wire", router), ("captured + reverse", server))}
+    values = {}
+    with bed.pinned():
+        for _ in range(plan.runs):
+            for contender, setup in (("normal", bed.use_normal), ("sggw", bed.use_sggw)):
+                setup()
+                for path, peer in paths[contender]:
+                    iperf(host, peer.ns, peer.ipv4, 1)  # warm-up, not counted
+                    for reverse in (False, True):
+                        key = (contender, "%s %s" % (path, "reply" if reverse else "forward"))
+                        values.setdefault(key, []).append(
+                            iperf(host, peer.ns, peer.ipv4, plan.seconds, reverse))
+    rows = [Row("throughput", contender, metric, "Gbit/s", summary(runs))
+            for (contender, metric), runs in values.items()]
+    for row in rows:
+        base = values[("normal", row.metric.replace("captured + reverse", "two bridges"))]
+        row.details["vs_normal"] = _paired_ratio(row.result["runs"], base)
+    return rows
+
+
+def _paired_ratio(runs, base_runs):
+    """The median of round-by-round ratios: each round ran both contenders back to back, so
+    drift of the machine between rounds cancels out."""
+    ratios = [v / b for v, b in zip(runs, base_runs) if v and b]
+    return round(statistics.median(ratios), 2) if ratios else None
+
+
+# --- 2. new-flow rate ---------------------------------------------------------------------------
+
+def new_flows(bed, plan):
+    """Short flows, each a new 5-tuple (UDP request/response, TCP connect/close), from hostA
+    to serverB: completed exchanges/s and their latency (= the new flow's first packet)."""
+    host, server = bed["hostA"], bed["serverB"]
+    contenders = [("normal", bed.use_normal), ("sggw five_tuple",
+                                                lambda: bed.use_sggw(match="five_tuple")),
+                  ("sggw host_pair", lambda: bed.use_sggw(match="host_pair")),
+                  ("reactive", bed.use_reactive)]
+    rows = []
+    for contender, setup in contenders:
+        setup()
+        with FlowgenServer(server.ns):
+            flowgen(host.ns, server.ipv4, "udp", 1)  # warm-up: ARP, MACs, neighbours
+            for proto in ("udp", "tcp"):
+                runs, details = [], {"p50_ms": [], "p99_ms": [], "vswitchd_cpu_s": [],
+                                     "failed": [], "packet_ins": []}
+                for _ in range(plan.runs):
+                    cpu, ins = cpu_seconds(bed.vswitchd_pid()), bed.packet_ins()
+                    result = flowgen(host.ns, server.ipv4, proto, plan.seconds)
+                    runs.append(result["rate"])
+                    details["p50_ms"].append(result["p50_ms"])
+                    details["p99_ms"].append(result["p99_ms"])
+                    details["failed"].append(result["failed"])
+                    details["vswitchd_cpu_s"].append(
+                        round(cpu_seconds(bed.vswitchd_pid()) - cpu, 2))
+                    details["packet_ins"].append(bed.packet_ins() - ins)
+                details["learned_flows_a"] = bed.learned("a") if contender.startswith("sggw") \
+                    else None
+                rows.append(Row("new flows", contender, proto, "exchanges/s", summary(runs),
+                                {k: _median(v) if isinstance(v, list) else v
+                                 for k, v in details.items()}))
+    base = {r.metric: r.result["median"] for r in rows if r.contender == "normal"}
+    reactive = {r.metric: r.result["median"] for r in rows if r.contender == "reactive"}
+    for row in rows:
+        row.details["vs_normal"] = _ratio(row.result["median"], base.get(row.metric))
+        row.details["vs_reactive"] = _ratio(row.result["median"], reactive.get(row.metric))
+    return rows
+
+
+def _median(values):
+    values = [v for v in values if v is not None]
+    return round(statistics.median(values), 3) if values else None
+
+
+# --- 3. mirroring -------------------------------------------------------------------------------
+
+def mirroring(bed, plan):
+    """Throughput of a mirrored TCP flow (hostA -> routerA) and the copies each analyzer got,
+    compared with the packets that crossed hostA's port: sggw group mirror vs OVS Mirror
+    rows (one per analyzer) vs no mirror, for 1, 2 and 4 analyzers. The cases alternate
+    within every round; ovs-vswitchd runs on CPU 0, iperf3 on CPU 1."""
+    host, router = bed["hostA"], bed["routerA"]
+    bed.use_sggw()
+    cases = [("none", 0)] + [(kind, n) for n in (1, 2, 4) for kind in ("sggw", "native")]
+    values, worst = {}, {}
+    with bed.pinned():
+        for _ in range(plan.runs):
+            for kind, count in cases:
+                analyzers = ["ana%d" % i for i in range(1, count + 1)]
+                _mirror_on(bed, kind, analyzers)
+                try:
+                    iperf(host, router.ns, router.ipv4, 1)  # warm-up
+                    before = _counts(bed, analyzers)
+                    values.setdefault((kind, count), []).append(
+                        iperf(host, router.ns, router.ipv4, plan.seconds))
+                    time.sleep(0.5)
+                    after = _counts(bed, analyzers)
+                finally:
+                    _mirror_off(bed, kind)
+                source = after["source"] - before["source"]
+                for name in analyzers:  # 0: every packet copied exactly once
+                    off = abs((after[name] - before[name]) - source)
+                    worst[(kind, count)] = max(worst.get((kind, count), 0), off)
+    rows = [Row("mirroring", kind, "%d analyzer%s" % (count, "" if count == 1 else "s"),
+                "Gbit/s", summary(runs), {"copies_minus_source_worst": worst.get((kind, count))})
+            for (kind, count), runs in values.items()]
+    for row in rows:
+        count = int(row.metric.split()[0])
+        if row.contender != "none":
+            row.details["vs_native"] = _paired_ratio(row.result["runs"],
+                                                     values[("native", count)])
+        row.details["vs_no_mirror"] = _paired_ratio(row.result["runs"], values[("none", 0)])
+    return rows
+
+
+def _mirror_on(bed, kind, analyzers):
+    if kind == "sggw":
+        status, body = bed.controller.call("POST", "/v1/switches/site-a/mirrors", {
+            "name": "bench", "sources": [{"port": bed["hostA"].outside, "direction": "both"}],
+            "destinations": [{"port": bed[a].outside} for a in analyzers]})
+        assert status == 201, body
+    elif kind == "native":
+        bed.add_native_mirrors(bed["hostA"].outside, analyzers)
+
+
+def _mirror_off(bed, kind):
+    if kind == "sggw":
+        bed.controller.call("DELETE", "/v1/switches/site-a/mirrors/bench")
+    elif kind == "native":
+        bed.clear_native_mirrors()
+
+
+def _counts(bed, analyzers):
+    """Packets that crossed hostA's port (both ways) and packets each analyzer received."""
+    rx, tx = packets(bed["hostA"].ns)
+    out = {"source": rx + tx}
+    for name in analyzers:
+        out[name] = packets(bed[name].ns)[0]
+    return out
+
+
+# --- 4. control plane ---------------------------------------------------------------------------
+
+def control_plane(bed, plan):
+    """REST create-to-confirmed latency with 1, 100, 1000 sessions/rules present; connect
+    to programmed with 1000 capture rules; controller memory as the learned paths grow."""
+    rows = []
+    for kind in ("mirrors", "captures"):
+        bed.use_sggw()
+        present = 0
+        for level in plan.rest_levels:
+            while present < level:
+                status, body = bed.controller.call("POST", "/v1/switches/site-a/" + kind,
+                                                   _rest_object(bed, kind, present))
+                assert status == 201, body
+                present += 1
+            latencies = []
+            for i in range(plan.rest_probes):
+                probe = _rest_object(bed, kind, 50000 + i, name="probe")
+                started = time.monotonic()
+                status, body = bed.controller.call("POST", "/v1/switches/site-a/" + kind, probe)
+                latencies.append((time.monotonic() - started) * 1000)
+                assert status == 201, body
+                assert bed.controller.call("DELETE", "/v1/switches/site-a/%s/probe"
+                                           % kind)[0] == 204
+            rows.append(Row("control plane", "sggw", "REST create %s, %d present" % (
+                kind[:-1], level), "ms", summary(latencies),
+                {"p99": round(_percentile(latencies, 99), 1)}))
+    rows += _connect_to_programmed(bed, plan)
+    rows += _controller_memory(bed, plan)
+    return rows
+
+
+def _rest_object(bed, kind, i, name=None):
+    name = name or "%s%d" % (kind[0], i)
+    if kind == "captures":
+        return {"name": name, "ipv4_dst": "10.%d.%d.%d/32" % (100 + i // 65536,
+                                                               i // 256 % 256, i % 256)}
+    return {"name": name, "sources": [{"port": bed["hostA"].outside, "direction": "rx"}],
+            "destinations": [{"port": bed["ana1"].outside}],
+            "filter": {"ip_proto": "udp", "dst_port": 1 + i % 65535}}
+
+
+def _percentile(values, pct):
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(pct / 100 * (len(ordered) - 1))))]
+
+
+def _connect_to_programmed(bed, plan):
+    """From set-controller to the switch reported programmed, with 1000 capture rules, on an
+    empty switch (cold) and on one that already has the pipeline (reconnect)."""
+    sites = bed.sites
+    rules = [{"name": "r%d" % i, "ipv4_dst": "10.%d.%d.0/24" % (200 + i // 256, i % 256)}
+             for i in range(1000)]
+    sites.capture = {"a": rules}  # site B keeps its default rules
+    try:
+        bed.use_sggw()
+        rows = []
+        bridge = sites.bridge("a")
+        for cold in (True, False):
+            values, syncs = [], []
+            for _ in range(plan.runs):
+                bed.ovs.vsctl("del-controller", bridge)
+                wait_for(lambda: not bed.controller.get("/v1/switches/site-a")["connected"], 10,
+                         what="site-a disconnected")
+                if cold:
+                    bed.ovs.ofctl("del-flows", bridge)
+                    bed.ovs.ofctl("del-groups", bridge)
+                started = time.monotonic()
+                bed.ovs.vsctl("set-controller", bridge, "tcp:127.0.0.1:%d" % sites.of_port)
+                state = wait_for(lambda: _programmed(bed), 60, interval=0.01,
+                                 what="site-a programmed")
+                values.append(time.monotonic() - started)
+                syncs.append(state["last_sync"]["seconds"])
+            rows.append(Row("control plane", "sggw", "connect to programmed, 1000 rules, %s"
+                            % ("empty switch" if cold else "reconnect"), "s", summary(values),
+                            {"controller_sync_s": _median(syncs),
+                             "flows": state["last_sync"]["flows"]}))
+        return rows
+    finally:
+        sites.capture = None
+
+
+def _programmed(bed):
+    state = bed.controller.get("/v1/switches/site-a")
+    return state if state.get("state") == "programmed" else None
+
+
+def _controller_memory(bed, plan):
+    """The controller's RSS while OVS holds 0, 10k, 100k learned paths (counted by OVS):
+    learning happens in the switch, so it should not move; listing paths is the exception."""
+    bed.use_sggw()
+    pid = bed.controller.pid
+    rows = []
+    for size in (0,) + tuple(s for s in plan.scale_sizes if s >= 10000):
+        learned = _learn(bed, size) if size else bed.learned("a")
+        rows.append(Row("control plane", "sggw", "controller RSS, %d learned paths" % learned,
+                        "MB", summary([rss_mb(pid)])))
+    bed.controller.get("/v1/switches/site-a/paths?limit=10")
+    rows.append(Row("control plane", "sggw", "controller RSS after listing %d paths"
+                    % bed.learned("a"), "MB", summary([rss_mb(pid)])))
+    return rows
+
+
+# --- 5. scale -----------------------------------------------------------------------------------
+
+def scale(bed, plan):
+    """Per-packet and per-new-flow cost, and ovs-vswitchd memory, as the learned table grows;
+    then a flood larger than max_flows against a smaller bound."""
+    host, server = bed["hostA"], bed["serverB"]
+    bed.use_sggw()
+    rows = []
+    with FlowgenServer(server.ns):
+        for size in plan.scale_sizes:
+            learned = _learn(bed, size)
+            gbps = [iperf(host, server.ns, server.ipv4, plan.seconds) for _ in range(plan.runs)]
+            newflow = flowgen(host.ns, server.ipv4, "udp", plan.seconds, workers=1,
+                              concurrency=1)
+            rows.append(Row("scale", "sggw", "%d learned flows" % learned, "Gbit/s",
+                            summary(gbps), {
+                                "new_flow_p50_ms": newflow["p50_ms"],
+                                "new_flow_p99_ms": newflow["p99_ms"],
+                                "vswitchd_rss_mb": round(rss_mb(bed.vswitchd_pid())),
+                                "learned_a": bed.learned("a")}))
+    bound = 50000
+    bed.use_sggw(max_flows=bound)
+    sent = _blast(bed, 2 * bound, first=0)
+    peak = bed.learned("a")
+    ok = host.ping(server.ipv4, count=3, check=False)
+    rows.append(Row("scale", "sggw", "flood of %d tuples, max_flows %d" % (sent, bound),
+                    "flows", summary([peak]), {"bound_held": peak <= bound,
+                                               "legit_ping_replies": ok}))
+    return rows
+
+
+BLAST_RATE = 15000  # tuples/s: below OVS's measured ~20-25k learned flows/s ceiling
+
+
+def _blast(bed, count, first):
+    host, router, server = bed["hostA"], bed["routerA"], bed["serverB"]
+    out = host.run(PYTHON, "-m", "bench.blast", "--iface", "eth0", "--src-mac", host.mac,
+                   "--dst-mac", router.mac, "--dst-ip", server.ipv4, "--count", count,
+                   "--first", first, "--rate", BLAST_RATE, timeout=count / 1000 + 120)
+    return json.loads(out.strip().splitlines()[-1])["sent"]
+
+
+def _learn(bed, size):
+    """Grow site A's learned reverse paths to about ``size`` with spoofed captured flows
+    (sending the same tuples again only refreshes them)."""
+    for _ in range(5):
+        missing = size - bed.learned("a")
+        if missing <= size * 0.02:
+            break
+        _blast(bed, size, first=0)
+        time.sleep(1)
+    return bed.learned("a")
+
+
+SCENARIOS = {"throughput": throughput, "new_flows": new_flows, "mirroring": mirroring,
+             "control_plane": control_plane, "scale": scale}
