@@ -95,7 +95,7 @@ class Store:
             os.makedirs(directory, exist_ok=True)
             fd, temp = tempfile.mkstemp(dir=directory, prefix=".sggw-state-")
             with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                json.dump(data, handle, indent=1, sort_keys=True)
+                handle.write(json.dumps(data, separators=(",", ":")))  # the C encoder
                 handle.flush()
                 os.fsync(handle.fileno())
         except OSError as exc:

@@ -106,7 +106,7 @@ class Switch:
             cookie_mask=tables.STATIC_COOKIES[1]))
         groups = self.channel.stats(parser.OFPGroupDescStatsRequest(None))
         meters = self.channel.stats(parser.OFPMeterConfigStatsRequest(None))
-        return reconcile.reported(flows, groups, meters, tables.GROUP_RANGE, tables.METER_RANGE)
+        return reconcile.reported(flows, groups, meters, tables.owned_group, tables.METER_RANGE)
 
     def _send(self, changes):
         """Meters first, then flows and groups in one bundle (all or nothing), then meter

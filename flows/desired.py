@@ -1,7 +1,7 @@
 """The switch state sggw wants, as independent parts.
 
-A datapath's state is the base pipeline, one part per capture rule, one per mirror session
-and one per mirror hook (port, direction). Each part comes with a *token*: everything it is
+A datapath's state is the base pipeline, one part per capture rule, one per mirror session,
+and per mirror hook (port, direction) one part for its group and one per chunk of sessions. Each part comes with a *token*: everything it is
 built from. When a REST call adds a session, only the parts whose token changed are built
 and compared, so the cost of a change does not grow with the number of rules and sessions.
 """
@@ -45,9 +45,13 @@ def plan(dp, ports):
         if session.destinations:
             parts[("mirror", session.session.id)] = Planned(
                 (session, ports), partial(_mirror, session, ports))
-    for (direction, port), ids in hook_map.items():
+    for (direction, port), sessions in hook_map.items():
+        chunked = mirror.chunks(sessions)
         parts[("hook", direction, port)] = Planned(
-            tuple(ids), partial(_hook, direction, port, tuple(ids)))
+            tuple(chunked), partial(_hook, direction, port, tuple(chunked)))
+        for chunk, members in chunked.items():
+            parts[("hook chunk", direction, port, chunk)] = Planned(
+                tuple(members), partial(_hook_chunk, direction, port, chunk, tuple(members)))
     return parts
 
 
@@ -73,5 +77,9 @@ def _mirror(placed, ports):
                 groups=(mirror.session_group(placed),), meters=meters)
 
 
-def _hook(direction, port, session_ids):
-    return Part(groups=(mirror.hook_group(direction, port, session_ids),))
+def _hook(direction, port, chunk_ids):
+    return Part(groups=(mirror.hook_group(direction, port, chunk_ids),))
+
+
+def _hook_chunk(direction, port, chunk, sessions):
+    return Part(groups=(mirror.hook_chunk_group(direction, port, chunk, sessions),))

@@ -1,12 +1,13 @@
 """Mirror sessions as OpenFlow: hook groups, the session's filter and meter, its group.
 
 A packet meets a session at a hook: the group of (port, direction) has one bucket per
-session that marks the packet with the session id and resubmits to ``MIRROR_COPY``, whose
-one flow runs ``MIRROR`` on an isolated copy (a meter drop there ends only the copy). In
-``MIRROR`` the session's filter selects what is copied, its meter caps it, and the session's
-group (type ALL, one bucket per destination) sends one copy to each analyzer port, tagged or
-re-addressed as asked; each copy is shaped (tag, destination MAC, snaplen) in an isolated
-clone of its own in ``MIRROR_OUT``.
+session that marks the packet with the session id and resubmits to ``MIRROR`` -- through
+``MIRROR_COPY`` for a rate-limited session, whose one flow runs ``MIRROR`` on an isolated
+copy (a meter drop there ends only the copy). In ``MIRROR`` the session's filter selects
+what is copied, its meter caps it, and the session's group (type ALL, one bucket per
+destination) sends one copy to each analyzer port via ``MIRROR_OUT``; a copy to be tagged,
+re-addressed or truncated is shaped in an isolated clone of its own. An unlimited session
+with plain destinations thus costs one output per analyzer, like OVS's own mirroring.
 """
 from dataclasses import dataclass
 
@@ -55,22 +56,40 @@ def place(session, ports):
 
 
 def hooks(placed_sessions):
-    """{(direction, port): [session ids]} in session order."""
+    """{(direction, port): [(session id, rate limited?)]} in session order."""
     out = {}
     for placed in placed_sessions:
         if not placed.destinations:
             continue
         for direction in ("rx", "tx"):
             for port in getattr(placed, direction):
-                out.setdefault((direction, port), []).append(placed.session.id)
+                out.setdefault((direction, port), []).append(
+                    (placed.session.id, placed.session.rate_limit is not None))
     return out
 
 
-def hook_group(direction, port, session_ids):
-    """The group a hook point calls: one bucket (one copy) per session."""
+def chunks(sessions):
+    """{chunk: [(session id, rate limited?)]}: sessions grouped by id // HOOK_CHUNK."""
+    out = {}
+    for session_id, rate_limited in sessions:
+        out.setdefault(session_id // tables.HOOK_CHUNK, []).append((session_id, rate_limited))
+    return out
+
+
+def hook_group(direction, port, chunk_ids):
+    """The group a hook point calls: one bucket per chunk group."""
     return group_mod(tables.hook_group(direction, port), [
-        [set_field(**{REG_SESSION: session_id}), resubmit(MIRROR_COPY)]
-        for session_id in session_ids])
+        [group(tables.hook_chunk_group(direction, port, chunk))] for chunk in chunk_ids])
+
+
+def hook_chunk_group(direction, port, chunk, sessions):
+    """One bucket (one copy) per session of the chunk. Only a rate-limited session needs
+    its copies isolated (MIRROR_COPY): nothing else in MIRROR can drop, so the others run
+    inline, as cheap as OVS's own mirroring."""
+    return group_mod(tables.hook_chunk_group(direction, port, chunk), [
+        [set_field(**{REG_SESSION: session_id}),
+         resubmit(MIRROR_COPY if rate_limited else MIRROR)]
+        for session_id, rate_limited in sessions])
 
 
 def copy_flows():
@@ -92,10 +111,17 @@ def session_flows(placed, ports):
                 [group(tables.session_group(session.id))], meter=meter, cookie=cookie)
            for fields in filters]
     out += [flow(MIRROR_OUT, 10, match(**{REG_SESSION: session.id, REG_MIRROR_PORT: port}),
-                 [isolated(_shape(dest) + [_out(port, session.snaplen)])],
-                 cookie=cookie)
+                 _copy(port, dest, session.snaplen), cookie=cookie)
             for port, dest in placed.destinations]
     return out
+
+
+def _copy(port, dest, snaplen):
+    """Output one copy; a shaped one (tag, MAC, snaplen) is shaped in a clone of its own."""
+    shape = _shape(dest)
+    if not shape and not snaplen:
+        return [output(port)]
+    return [isolated(shape + [_out(port, snaplen)])]
 
 
 def _shape(dest):

@@ -107,15 +107,15 @@ def build(planned):
     return PartState(planned.token, state)
 
 
-def reported(flows, groups, meters, group_ids, meter_ids):
+def reported(flows, groups, meters, owned_group, meter_ids):
     """The switch's own flows (already filtered by cookie), and its groups and meters in the
-    id ranges sggw owns, as a State."""
+    ids sggw owns (``owned_group(id)``, ``meter_ids``), as a State."""
     state = State()
     for entry in flows:
         k, s = flow_state(entry, reported=True)
         state.flows[k] = (s, entry)
     for entry in groups:
-        if entry.group_id in group_ids:
+        if owned_group(entry.group_id):
             k, s = group_state(entry, reported=True)
             state.groups[k] = (s, entry)
     for entry in meters:

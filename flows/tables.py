@@ -14,9 +14,10 @@ Every path ends in ``EGRESS``, which outputs to the port in ``REG_OUT``.
 
 Mirror sessions hook in at the two places a packet meets a port: first thing in
 ``INGRESS`` (rx) and right after the output in ``EGRESS`` (tx). A hook is a group with a
-bucket per session that sets ``REG_SESSION`` and resubmits to ``MIRROR_COPY``, which runs
-``MIRROR`` on an isolated copy of the packet: the session's filter, then its meter, then the
-session's group (one bucket per destination), and ``MIRROR_OUT`` shapes each copy.
+bucket per session that sets ``REG_SESSION`` and resubmits to ``MIRROR`` (a rate-limited
+session through ``MIRROR_COPY``, which runs it on an isolated copy of the packet): the
+session's filter, then its meter, then the session's group (one bucket per destination),
+and ``MIRROR_OUT`` outputs (and shapes) each copy.
 (OVS runs a group bucket as an OpenFlow action *set*: only set-field/push actions and one
 output, group or resubmit survive, hence the extra table for the copy.) The lookup tables
 (``REVERSE``, ``MAC``, ``NEIGH``, ``GATEWAY``) hold only flows written by OVS ``learn()``;
@@ -115,7 +116,10 @@ LEARNED_COOKIES = (COOKIE_SIGNATURE | _LEARNED_BIT, SIGNATURE_MASK | (0xF0 << KI
 # Groups and meters carry no cookie: sggw owns these id ranges and nothing outside them.
 GROUP_SESSION_BASE = 0x53670000  # + session id (< 0x10000)
 GROUP_HOOK_BASE = {"rx": 0x53680000, "tx": 0x53690000}  # + port number (LOCAL: 0xfffe)
+HOOK_CHUNK = 64  # sessions per chunk group: a change rebuilds one chunk, not every session
+GROUP_CHUNK_BASE = 0x60000000  # | direction << 26 | port << 10 | chunk
 GROUP_RANGE = range(0x53670000, 0x536A0000)
+CHUNK_RANGE = range(0x60000000, 0x68000000)
 METER_PUNT = 1
 METER_SESSION_BASE = 0x1000  # + session id
 METER_RANGE = range(1, METER_SESSION_BASE + 0x10000)
@@ -127,6 +131,16 @@ def session_group(session_id):
 
 def hook_group(direction, port):
     return GROUP_HOOK_BASE[direction] + (port & 0xFFFF)
+
+
+def hook_chunk_group(direction, port, chunk):
+    """The group of the sessions with id // HOOK_CHUNK == ``chunk`` at a hook."""
+    return (GROUP_CHUNK_BASE | (direction == "tx") << 26 | (port & 0xFFFF) << 10
+            | (chunk & 0x3FF))
+
+
+def owned_group(group_id):
+    return group_id in GROUP_RANGE or group_id in CHUNK_RANGE
 
 
 def session_meter(session_id):

@@ -131,10 +131,12 @@ def test_groups_exist_are_used_and_their_buckets_resubmit_to_tables_with_flows(p
     groups = {g.group_id: g for g in part.groups}
     used = {a.group_id for mod in part.flows for a in actions(mod)
             if isinstance(a, parser.OFPActionGroup)}
+    used |= {a.group_id for g in part.groups for bucket in g.buckets for a in bucket.actions
+             if isinstance(a, parser.OFPActionGroup)}  # hook groups call chunk groups
     assert used == set(groups)
     present = {mod.table_id for mod in part.flows}
     for group in part.groups:
-        assert group.type == ofp.OFPGT_ALL and group.group_id in tables.GROUP_RANGE
+        assert group.type == ofp.OFPGT_ALL and tables.owned_group(group.group_id)
         for bucket in group.buckets:
             assert not [a for a in bucket.actions if isinstance(a, (NXActionClone,
                                                                     parser.NXActionLearn))]
@@ -175,7 +177,7 @@ def test_mirror_flows_carry_their_session_id_and_groups_and_meters_are_in_sggw_r
     mirror = [m for m in part.flows if tables.cookie_kind(m.cookie) == tables.KIND_MIRROR]
     assert {m.table_id for m in mirror} == {tables.MIRROR.id, tables.MIRROR_OUT.id}
     assert {m.cookie & tables.ID_MASK for m in mirror} == {1, 2}
-    assert all(g.group_id in tables.GROUP_RANGE for g in part.groups)
+    assert all(tables.owned_group(g.group_id) for g in part.groups)
     assert sorted(m.meter_id for m in part.meters) == [tables.METER_PUNT,
                                                        tables.session_meter(2)]
 
@@ -286,7 +288,7 @@ def plan(dp, switch_ports=MIRROR_PORT_NAMES):
 def dumped(sw):
     """What the controller reads from a switch: its sggw flows, groups and meters."""
     return reconcile.reported(sw.flow_stats(*tables.STATIC_COOKIES), sw.group_desc(),
-                              sw.meter_config(), tables.GROUP_RANGE, tables.METER_RANGE)
+                              sw.meter_config(), tables.owned_group, tables.METER_RANGE)
 
 
 def send(sw, changes):
@@ -521,9 +523,9 @@ def test_a_removed_session_loses_its_flows_then_its_group_then_its_meter():
             if tables.cookie_kind(m.cookie) == tables.KIND_STATIC] == [{"in_port": MON1}]
     assert group_mods(changes, ofp.OFPGC_DELETE) == [tables.session_group(1)]
     assert changes.bundle.index(deletes[-1]) < len(changes.bundle) - 1  # the group goes last
-    # b still copies lan: its hooks are modified, not deleted
-    assert sorted(group_mods(changes, ofp.OFPGC_MODIFY)) == [
-        tables.hook_group(d, p) for d in ("rx", "tx") for p in (LAN1, LAN2)]
+    # b still copies lan: the chunk of its hooks is modified, not deleted
+    assert sorted(group_mods(changes, ofp.OFPGC_MODIFY)) == sorted(
+        tables.hook_chunk_group(d, p, 0) for d in ("rx", "tx") for p in (LAN1, LAN2))
     send(sw, changes)
     assert_in_sync(sw, only_b)
 
@@ -541,14 +543,16 @@ def test_a_new_session_changes_only_its_parts():
                                    session("b", sources=[{"port": "lan1", "direction": "rx"}],
                                            filter={"ip_proto": "udp"})])
     changes, now = reconcile.incremental(plan(same_ports), installed)
-    assert rebuilt(installed, now) == {("mirror", 2), ("hook", "rx", LAN1)}
+    # only the hook's chunk of sessions changes: the hook group still calls the same chunk
+    assert rebuilt(installed, now) == {("mirror", 2), ("hook chunk", "rx", LAN1, 0)}
     assert kinds(changes.bundle) == {(tables.KIND_MIRROR, 2)}
     assert group_mods(changes, ofp.OFPGC_ADD) == [tables.session_group(2)]
-    assert group_mods(changes, ofp.OFPGC_MODIFY) == [tables.hook_group("rx", LAN1)]
+    assert group_mods(changes, ofp.OFPGC_MODIFY) == [tables.hook_chunk_group("rx", LAN1, 0)]
     new_port = datapath(mirrors=[session("a", sources=[{"port": "lan", "direction": "rx"}]),
                                  session("c", sources=[{"port": "wan", "direction": "tx"}])])
     changes, now = reconcile.incremental(plan(new_port), installed)
-    assert rebuilt(installed, now) == {("mirror", 2), ("hook", "tx", WAN), ("base",)}
+    assert rebuilt(installed, now) == {("mirror", 2), ("hook", "tx", WAN),
+                                       ("hook chunk", "tx", WAN, 0), ("base",)}
     assert changes.removed == 0
     assert [(m.table_id, dict(m.match.items())) for m in flow_mods(changes, *ADDS)
             if tables.cookie_kind(m.cookie) == tables.KIND_STATIC] == [
@@ -564,8 +568,10 @@ def test_removing_the_last_session_removes_its_flows_group_meter_and_hooks():
     changes, now = reconcile.incremental(plan(none), installed)
     assert set(now) == {("base",)}
     assert sorted(group_mods(changes, ofp.OFPGC_DELETE)) == sorted(
-        [tables.session_group(1)] + [tables.hook_group(d, p) for d in ("rx", "tx")
-                                     for p in (LAN1, LAN2)])
+        [tables.session_group(1)] + [g(d, p, *chunk) for d in ("rx", "tx")
+                                     for p in (LAN1, LAN2)
+                                     for g, chunk in ((tables.hook_group, ()),
+                                                      (tables.hook_chunk_group, (0,)))])
     assert [m.meter_id for m in changes.meters_last] == [tables.session_meter(1)]
     send(sw, changes)
     assert_in_sync(sw, none)
