@@ -148,15 +148,15 @@ class Channel:
             for xid in xids:
                 self._members.pop(xid, None)
 
-    def request(self, req):
+    def request(self, req, timeout=None):
         """Send a multipart request; return the list of reply messages."""
         waiter = _Waiter()
-        self._await(self._send_request(req, waiter), waiter, [])
+        self._await(self._send_request(req, waiter), waiter, [], timeout)
         return waiter.replies
 
-    def stats(self, req):
+    def stats(self, req, timeout=None):
         """Send a multipart request; return all reply bodies concatenated."""
-        return [item for reply in self.request(req) for item in reply.body]
+        return [item for reply in self.request(req, timeout) for item in reply.body]
 
     def send(self, msg):
         """Fire and forget (packet-outs)."""
@@ -191,9 +191,10 @@ class Channel:
             raise SwitchError("not connected")
         return xid
 
-    def _await(self, xid, waiter, member_xids):
+    def _await(self, xid, waiter, member_xids, timeout=None):
+        timeout = timeout or self.timeout
         try:
-            with hub.Timeout(self.timeout, SwitchError("no answer within %.0f s" % self.timeout)):
+            with hub.Timeout(timeout, SwitchError("no answer within %.0f s" % timeout)):
                 waiter.event.wait()
         finally:
             self._waiters.pop(xid, None)

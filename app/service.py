@@ -25,6 +25,7 @@ from flows.ofp import ETH_TYPE_IP, ETH_TYPE_IPV6
 LOG = logging.getLogger("sggw")
 CONFIG_KEY = {"captures": "capture", "mirrors": "mirrors"}  # Datapath attribute per kind
 NOUN = {"captures": "capture rule", "mirrors": "mirror session"}
+LIST_TIMEOUT = 120  # seconds for listing learned paths
 
 
 class ApiError(Exception):
@@ -252,7 +253,10 @@ class Sggw:
                 raise ApiError(503, "switch %s: %s" % (name, exc)) from None
             found.sort(key=lambda p: (p["idle_age"], p["reply"]["src"]))
             return {"total": len(found), "paths": found[:limit]}
-        entries = switch.channel.stats(_reverse_paths_request())
+        try:  # a large table takes Ryu a while to parse (about 10 s per 100k paths)
+            entries = switch.channel.stats(_reverse_paths_request(), timeout=LIST_TIMEOUT)
+        except SwitchError as exc:
+            raise ApiError(503, "switch %s: %s" % (name, exc)) from None
         now = time.monotonic()
         seen = {}
         out = []

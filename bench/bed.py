@@ -9,8 +9,8 @@ the other site on-link, since nothing routes for them):
 * ``reactive`` -- a Ryu ``simple_switch_13``-style controller installing a flow per 5-tuple
   after a packet-in (hosts on-link).
 
-Between contenders every flow, group, meter and mirror is removed, the datapath cache and
-the hosts' neighbour caches are flushed.
+Between contenders every flow, group, meter and mirror is removed, and the datapath cache,
+the conntrack table and the hosts' neighbour caches are flushed.
 """
 import contextlib
 import json
@@ -127,6 +127,7 @@ class BenchBed:
             self.ovs.ofctl("del-groups", bridge)
             self.ovs.ofctl("del-meters", bridge, check=False)
         self.ovs.flush_datapath_cache()
+        self.ovs.appctl("dpctl/flush-conntrack")
         self.contender = None
 
     def _stop_reactive(self):
@@ -172,6 +173,11 @@ class BenchBed:
             yield
         finally:
             pin(self.vswitchd_pid(), "0-%d" % (os.cpu_count() - 1))
+
+    def port_tx(self, site, port):
+        """Packets the switch sent out of ``port`` (its own counter)."""
+        out = self.ovs.ofctl("dump-ports", self.sites.bridge(site), str(port))
+        return int(out.split("tx pkts=")[1].split(",")[0])
 
     def vswitchd_pid(self):
         return self.ovs.pids["ovs-vswitchd"]
