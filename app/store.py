@@ -36,6 +36,7 @@ class Store:
     def __init__(self, path):
         self.path = path
         self.objects = {}
+        self._texts = {}  # id(object) -> (object, its JSON): objects are immutable
 
     def load(self, cfg):
         """Read the file (if any) and keep the objects that still fit ``cfg``."""
@@ -87,25 +88,38 @@ class Store:
 
     def write(self, objects):
         """Write ``objects`` to a temporary file next to the store; returns its path."""
-        data = {"version": 1, "datapaths": {
-            name: {kind: [dict(o.to_dict(), id=o.id) for o in kinds[kind]] for kind in KINDS}
-            for name, kinds in objects.items()}}
+        datapaths = ",".join(
+            "%s:{%s}" % (json.dumps(name), ",".join(
+                '"%s":[%s]' % (kind, ",".join(self._text(o) for o in kinds[kind]))
+                for kind in KINDS))
+            for name, kinds in objects.items())
         directory = os.path.dirname(os.path.abspath(self.path))
         try:
             os.makedirs(directory, exist_ok=True)
             fd, temp = tempfile.mkstemp(dir=directory, prefix=".sggw-state-")
             with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                handle.write(json.dumps(data, separators=(",", ":")))  # the C encoder
+                handle.write('{"version":1,"datapaths":{%s}}' % datapaths)
                 handle.flush()
                 os.fsync(handle.fileno())
         except OSError as exc:
             raise StoreError("cannot write %s: %s" % (self.path, exc.strerror)) from None
         return temp
 
+    def _text(self, obj):
+        """``obj`` as JSON, encoded once: a write with a thousand objects costs only the new
+        one's encoding."""
+        cached = self._texts.get(id(obj))
+        if cached is None or cached[0] is not obj:
+            cached = obj, json.dumps(dict(obj.to_dict(), id=obj.id), separators=(",", ":"))
+            self._texts[id(obj)] = cached
+        return cached[1]
+
     def commit(self, temp, objects):
         """Make the written ``temp`` file the store (atomic rename)."""
         os.replace(temp, self.path)
         self.objects = objects
+        kept = {id(o) for kinds in objects.values() for kind in KINDS for o in kinds[kind]}
+        self._texts = {k: v for k, v in self._texts.items() if k in kept}
 
     @staticmethod
     def discard(temp):

@@ -94,7 +94,7 @@ class Switch:
                 raise SwitchError("the switch is not programmed yet (%s)"
                                   % (self.error or self.state))
             started = time.monotonic()
-            plan = desired.plan(dp, self.portmap)
+            plan = desired.plan(dp, self.portmap, self.installed)
             changes, installed = reconcile.incremental(plan, self.installed)
             self._send(changes)
             self.dp, self.installed = dp, installed

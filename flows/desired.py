@@ -1,12 +1,14 @@
 """The switch state sggw wants, as independent parts.
 
 A datapath's state is the base pipeline, one part per capture rule, one per mirror session,
-and per mirror hook (port, direction) one part for its group and one per chunk of sessions. Each part comes with a *token*: everything it is
-built from. When a REST call adds a session, only the parts whose token changed are built
-and compared, so the cost of a change does not grow with the number of rules and sessions.
+and per mirror hook (port, direction) one part for its group and one per chunk of sessions.
+Each part comes with a *token*: everything it is built from. When a REST call adds a
+session, only the parts whose token changed are built and compared, so the cost of a change
+does not grow with the number of rules and sessions.
 """
 from dataclasses import dataclass
 from functools import partial
+from typing import NamedTuple
 
 from flows import capture, mirror, pipeline
 
@@ -18,20 +20,31 @@ class Part:
     meters: tuple = ()
 
 
-@dataclass(frozen=True)
-class Planned:
-    token: object  # hashable; equal tokens build equal parts
+class Planned(NamedTuple):  # a tuple: a plan makes a thousand of them per REST call
+    token: object  # equal tokens build equal parts
     build: object  # () -> Part
 
 
-def placements(dp, ports):
-    """Every mirror session of ``dp`` placed on the switch (ports looked up)."""
-    return [mirror.place(session, ports) for session in dp.mirrors]
+def placements(dp, ports, installed=None):
+    """Every mirror session of ``dp`` placed on the switch (ports looked up). A session
+    whose installed part (in ``installed``, {part key: reconcile.PartState}) was placed from
+    the very same session and port map objects keeps that placement: with a thousand
+    sessions, a REST call then places one session, not a thousand."""
+    installed = installed or {}
+    out = []
+    for session in dp.mirrors:
+        old = installed.get(("mirror", session.id))
+        if old is not None and old.token[1] is ports and old.token[0].session is session:
+            out.append(old.token[0])
+        else:
+            out.append(mirror.place(session, ports))
+    return out
 
 
-def plan(dp, ports):
-    """{part key: Planned} for datapath config ``dp`` on a switch with ``ports``."""
-    placed = placements(dp, ports)
+def plan(dp, ports, installed=None):
+    """{part key: Planned} for datapath config ``dp`` on a switch with ``ports``; placements
+    are reused from ``installed`` where they cannot have changed."""
+    placed = placements(dp, ports, installed)
     hook_map = mirror.hooks(placed)
     hooks = pipeline.Hooks(
         rx=frozenset(port for direction, port in hook_map if direction == "rx"),

@@ -19,7 +19,7 @@ from flows import desired, reconcile, tables
 from flows.capture import CAPTURE_TOP_PRIORITY
 from flows.ofp import NXActionClone, meter_mod
 from sites import (
-    HOST_A1, HOST_A2, LAN1, LAN2, MIRROR_PORT_NAMES, MON1, PORT_NAMES, ROUTER_A, SERVER_B,
+    HOST_A1, HOST_A2, LAN1, LAN2, MIRROR_PORT_NAMES, MON1, MON2, PORT_NAMES, ROUTER_A, SERVER_B,
     TO_B, TUNNEL, WAN, datapath, everything, fake_switch, portmap, static_flows)
 
 RICH_RULES = [
@@ -199,6 +199,20 @@ def test_no_two_static_flows_have_the_same_table_priority_and_match(flows):
     """An OFPFC_ADD with the same key would silently replace the other one."""
     keys = [reconcile.key(m.table_id, m.priority, m.match) for m in flows]
     assert len(keys) == len(set(keys))
+
+
+def test_a_flow_identity_gives_back_its_match_on_the_wire(flows):
+    """Removals are built from the identity alone (installed state keeps no messages): the
+    delete must carry exactly the match the flow was added with."""
+    for mod in flows:
+        rebuilt = reconcile.match_of(reconcile.key(mod.table_id, mod.priority, mod.match))
+        assert on_the_wire(rebuilt) == on_the_wire(mod.match)
+
+
+def on_the_wire(match):
+    buf = bytearray()
+    match.serialize(buf, 0)
+    return bytes(buf)
 
 
 def test_fields_have_their_prerequisites(flows):
@@ -559,6 +573,28 @@ def test_a_new_session_changes_only_its_parts():
         (tables.EGRESS.id, {"reg0": WAN})]
     send(sw, changes)
     assert_in_sync(sw, new_port)
+
+
+def test_a_plan_reuses_a_placement_only_for_the_same_session_on_the_same_ports():
+    """The switch passes its installed parts to plan(): what comes out is the plan made from
+    scratch, but a session already placed on the same port map is not placed again."""
+    dp = datapath(mirrors=[session("a"), session("b", destinations=[{"port": "mon2"}])])
+    pm = portmap(dp, MIRROR_PORT_NAMES)
+    _, installed = reconcile.from_switch(desired.plan(dp, pm), reconcile.State())
+
+    def tokens(planned):
+        return {k: p.token for k, p in planned.items()}
+
+    again = desired.plan(dp, pm, installed)
+    assert tokens(again) == tokens(desired.plan(dp, pm))
+    assert again[("mirror", 1)].token[0] is installed[("mirror", 1)].token[0]
+    changed = dataclasses.replace(dp, mirrors=(dataclasses.replace(dp.mirrors[0], snaplen=64),
+                                               dp.mirrors[1]))
+    assert tokens(desired.plan(changed, pm, installed)) == tokens(desired.plan(changed, pm))
+    without_mon2 = portmap(dp, {n: name for n, name in MIRROR_PORT_NAMES.items() if n != MON2})
+    replanned = desired.plan(dp, without_mon2, installed)
+    assert tokens(replanned) == tokens(desired.plan(dp, without_mon2))
+    assert ("mirror", 2) not in replanned  # its one analyzer is gone
 
 
 def test_removing_the_last_session_removes_its_flows_group_meter_and_hooks():
