@@ -103,6 +103,49 @@ def flowgen(client, address, proto, seconds, workers=2, concurrency=16):
     return json.loads(out.strip().splitlines()[-1])
 
 
+_STALL_WATCH = """
+import os, sys, time
+os.sched_setaffinity(0, {int(sys.argv[1])})
+gap, prev = float(sys.argv[2]), time.monotonic()
+while True:
+    time.sleep(0.002)
+    now = time.monotonic()
+    if now - prev > gap:
+        print("%f %f" % (prev, now), flush=True)
+    prev = now
+"""
+
+
+class StallWatch:
+    """One process per CPU that only sleeps 2 ms at a time, for the duration of a ``with``:
+    when one wakes up much later than asked, its CPU stalled under everything running there
+    (on this VM: 100-300 ms every 10-40 s, with or without sggw or OVS running). Latency
+    samples that overlap such a stall can then be told apart from the controller's own
+    slowness, and both are reported."""
+
+    def __init__(self, gap_ms=40):
+        self.gap_ms = gap_ms
+        self.procs = []
+        self.stalls = []
+
+    def __enter__(self):
+        self.procs = [subprocess.Popen([PYTHON, "-c", _STALL_WATCH, str(cpu),
+                                        str(self.gap_ms / 1000)],
+                                       stdout=subprocess.PIPE, text=True)
+                      for cpu in sorted(os.sched_getaffinity(0))]
+        return self
+
+    def __exit__(self, *exc):
+        for proc in self.procs:
+            stop_pid(proc.pid)
+            out, _ = proc.communicate(timeout=10)
+            self.stalls += [tuple(float(x) for x in line.split()) for line in out.splitlines()]
+
+    def overlaps(self, start, end):
+        """Whether a stall fell within [start, end] (``time.monotonic`` seconds)."""
+        return any(s < end and e > start for s, e in self.stalls)
+
+
 def timed(function, *args, **kwargs):
     started = time.monotonic()
     result = function(*args, **kwargs)

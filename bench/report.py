@@ -13,7 +13,8 @@ import matplotlib.pyplot as plt  # noqa: E402 (after choosing the file-only back
 DETAILS = ("vs_normal", "vs_reactive", "vs_native", "vs_no_mirror", "p50_ms", "p99_ms",
            "failed", "packet_ins", "vswitchd_cpu_s", "learned_flows_a", "p99",
            "copies_minus_source_worst", "controller_sync_s", "flows", "new_flow_p50_ms",
-           "new_flow_p99_ms", "vswitchd_rss_mb", "bound_held", "legit_ping_replies")
+           "new_flow_p99_ms", "vswitchd_rss_mb", "bound_held", "legit_ping_replies",
+           "p99_outside_machine_stalls", "probes_in_machine_stalls")
 
 
 def _fmt(value):
@@ -47,8 +48,9 @@ def machine():
             return subprocess.run(cmd, capture_output=True, text=True, check=False).stdout
         except OSError:
             return ""
-    cpu = [l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo")
-           if l.startswith("model name")]
+    with open("/proc/cpuinfo") as handle:
+        cpu = [line.split(":", 1)[1].strip() for line in handle
+               if line.startswith("model name")]
     return {"cpus": os.cpu_count(), "cpu": cpu[0] if cpu else platform.processor(),
             "kernel": platform.release(), "python": platform.python_version(),
             "ovs": run("ovs-vswitchd", "--version").splitlines()[0:1]}

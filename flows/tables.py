@@ -63,8 +63,8 @@ MIRROR = Table(41, "mirror", "per session: filter, meter, then the session's gro
 MIRROR_OUT = Table(42, "mirror_out", "one copy per destination: tag, MAC, snaplen, output")
 
 PIPELINE = (INGRESS, LOCAL_IN, CAPTURE, CAPTURE_LEARN, L2, FLOOD, TUNNEL_IN, TUNNEL_MISS,
-            DELIVER, ARP_PROXY, ARP_REPLY, CT_LOCAL, CT_TUNNEL, REVERSE, MAC, NEIGH, GATEWAY, EGRESS, MIRROR_COPY,
-            MIRROR, MIRROR_OUT)
+            DELIVER, ARP_PROXY, ARP_REPLY, CT_LOCAL, CT_TUNNEL, REVERSE, MAC, NEIGH, GATEWAY,
+            EGRESS, MIRROR_COPY, MIRROR, MIRROR_OUT)
 LEARNED_TABLES = tuple(t for t in PIPELINE if t.learned)
 BY_ID = {t.id: t for t in PIPELINE}
 

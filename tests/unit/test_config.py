@@ -127,8 +127,8 @@ def test_example_field_details():
     v4, v6 = dp.capture
     assert isinstance(v4.ipv4_dst, IPv4Network) and v4.ipv4_dst.prefixlen == 16
     assert isinstance(v6.ipv6_dst, IPv6Network) and v6.ipv6_dst.prefixlen == 48
-    assert (v4.in_port, v4.vlan, v4.ip_proto, v4.src_port, v4.dst_port) == ((), None, None,
-                                                                           None, None)
+    assert (v4.in_port, v4.vlan, v4.ip_proto) == ((), None, None)
+    assert (v4.src_port, v4.dst_port) == (None, None)
     assert v4.families == (4,)
     assert v6.families == (6,)
     assert dp.ports.roles() == [("lan", "hosta-p", "ports.lan[0]"),
@@ -328,7 +328,8 @@ REJECT_EDITS = [
                  "unknown key (expected one of: datapaths, api, openflow, ovsdb, state_file)",
                  id="unknown-top"),
     pytest.param({"datapaths.site-a.dpid": 1}, DP + ".dpid",
-                 "unknown key (expected one of: dp_id, ports, local_ip, reverse_path, capture, mirrors)",
+                 "unknown key (expected one of: dp_id, ports, local_ip, reverse_path, capture, "
+                 "mirrors)",
                  id="unknown-datapath"),
     pytest.param({"datapaths.site-a.ports.mirror": "eth9"}, DP + ".ports.mirror",
                  "unknown key (expected one of: lan, wan, tunnel)", id="unknown-ports"),
@@ -388,7 +389,8 @@ REJECT_EDITS = [
     pytest.param({"datapaths.site-a.reverse_path": None}, DP + ".reverse_path",
                  "expected a mapping, got nothing", id="reverse_path-empty"),
     pytest.param({"datapaths.site-a.reverse_path.match": "full"}, DP + ".reverse_path.match",
-                 "expected one of five_tuple, host_pair, conntrack, got 'full'", id="match-unknown"),
+                 "expected one of five_tuple, host_pair, conntrack, got 'full'",
+                 id="match-unknown"),
     pytest.param({"datapaths.site-a.capture": {"name": "x"}}, DP + ".capture",
                  "expected a list of rules, got a mapping", id="capture-mapping"),
     pytest.param({"datapaths.site-a.capture.0": "to-site-b"}, DP + ".capture[0]",
@@ -718,8 +720,8 @@ def test_load_utf8_with_bom(tmp_path):
 # --- python -m app.config FILE ------------------------------------------------------------
 
 def test_main_ok(tmp_path, capsys):
-    path = write(tmp_path, EXAMPLE + "  site-b:\n    dp_id: 2\n"
-                           "    ports: {lan: [hostb-p], wan: routerb-p}\n")
+    site_b = "  site-b:\n    dp_id: 2\n    ports: {lan: [hostb-p], wan: routerb-p}\n"
+    path = write(tmp_path, EXAMPLE + site_b)
     assert config.main([path]) == 0
     out, err = capsys.readouterr()
     assert out == "%s: ok (2 datapaths)\n" % path
