@@ -54,10 +54,11 @@ def _code_name(type_name, code):
 
 
 class _Waiter:
-    def __init__(self):
+    def __init__(self, each=None):
         self.event = hub.Event()
         self.replies = []
         self.errors = []
+        self.each = each  # called with each reply instead of keeping it
 
 
 class Channel:
@@ -89,7 +90,10 @@ class Channel:
         waiter = self._waiters.get(xid)
         if waiter is None:
             return False
-        waiter.replies.append(msg)
+        if waiter.each is None:
+            waiter.replies.append(msg)
+        else:
+            waiter.each(msg)
         if not getattr(msg, "flags", 0) & ofp.OFPMPF_REPLY_MORE:
             self._waiters.pop(xid).event.set()
         return True
@@ -153,6 +157,15 @@ class Channel:
         waiter = _Waiter()
         self._await(self._send_request(req, waiter), waiter, [], timeout)
         return waiter.replies
+
+    def stream(self, req, each, timeout=None):
+        """Send a multipart request and call ``each(item)`` for every item of every reply
+        as it arrives, so a huge answer (100k flows) is never held in memory at once."""
+        def take(reply):
+            for item in reply.body:
+                each(item)
+        waiter = _Waiter(take)
+        self._await(self._send_request(req, waiter), waiter, [], timeout)
 
     def stats(self, req, timeout=None):
         """Send a multipart request; return all reply bodies concatenated."""

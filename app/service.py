@@ -5,6 +5,7 @@ its operations. A change (create, replace, delete a capture rule or mirror sessi
 checked, applied to the switch (which confirms it), and only then written to the store:
 it either fully happens or nothing changes. Errors are :class:`ApiError` with an HTTP status.
 """
+import heapq
 import ipaddress
 import logging
 import time
@@ -253,24 +254,24 @@ class Sggw:
                 raise ApiError(503, "switch %s: %s" % (name, exc)) from None
             found.sort(key=lambda p: (p["idle_age"], p["reply"]["src"]))
             return {"total": len(found), "paths": found[:limit]}
-        try:  # a large table takes Ryu a while to parse (about 10 s per 100k paths)
-            entries = switch.channel.stats(_reverse_paths_request(), timeout=LIST_TIMEOUT)
-        except SwitchError as exc:
-            raise ApiError(503, "switch %s: %s" % (name, exc)) from None
         now = time.monotonic()
         seen = {}
-        out = []
-        for entry in entries:
+        newest = _Smallest(limit)
+
+        def take(entry):
             path = _describe_path(entry, switch.portmap)
             key = (repr(sorted(entry.match.items())), entry.cookie)
             seen[key] = _activity(switch.path_activity.get(key), entry, now)
             count, since, first = seen[key]
             path["idle_age"] = None if first == now and since is None else \
                 round(now - (since or first))
-            out.append(path)
+            newest.add((path["duration"], path["reply"]["src"] or ""), path)
+        try:  # a large table takes Ryu a while to parse (about 10 s per 100k paths)
+            switch.channel.stream(_reverse_paths_request(), take, timeout=LIST_TIMEOUT)
+        except SwitchError as exc:
+            raise ApiError(503, "switch %s: %s" % (name, exc)) from None
         switch.path_activity = seen
-        out.sort(key=lambda p: (p["duration"], p["reply"]["src"]))
-        return {"total": len(out), "paths": out[:limit]}
+        return {"total": newest.seen, "paths": newest.items()}
 
     def flush_paths(self, name, port=None, host=None):
         switch = self._connected(name)
@@ -298,8 +299,10 @@ class Sggw:
         flushed = 0
         try:
             for match in matches:
-                request = _reverse_paths_request(cookie, mask, match)
-                flushed += len(switch.channel.stats(request))
+                counted = switch.channel.request(parser.OFPAggregateStatsRequest(
+                    None, 0, tables.REVERSE.id, ofp.OFPP_ANY, ofp.OFPG_ANY, cookie, mask,
+                    match or parser.OFPMatch()))
+                flushed += sum(reply.body.flow_count for reply in counted)
                 switch.flush(cookie, mask, tables.REVERSE.id, match)
         except SwitchError as exc:
             raise ApiError(503, "switch %s: %s" % (name, exc)) from None
@@ -416,6 +419,42 @@ def _mirror_counters(switch, sessions):
                            "bytes": max(stats.byte_count - dropped_bytes, 0),
                            "rate_limited": dropped, "destinations": destinations}
     return out
+
+
+class _Smallest:
+    """The ``limit`` items with the smallest keys among all added one by one, in key
+    order: listing the newest 1000 of 100k learned paths keeps 1000 in memory, not 100k."""
+
+    def __init__(self, limit):
+        self.limit = limit
+        self.seen = 0
+        self._heap = []  # (_Inverted(key), arrival, item): the largest kept key on top
+
+    def add(self, key, item):
+        self.seen += 1
+        entry = (_Inverted(key), self.seen, item)
+        if len(self._heap) < self.limit:
+            heapq.heappush(self._heap, entry)
+        elif key < self._heap[0][0].key:
+            heapq.heapreplace(self._heap, entry)
+
+    def items(self):
+        ordered = sorted(self._heap, key=lambda entry: (entry[0].key, entry[1]))
+        return [item for _, _, item in ordered]
+
+
+class _Inverted:
+    """Orders like its key, backwards (heapq only keeps the smallest on top)."""
+    __slots__ = ("key",)
+
+    def __init__(self, key):
+        self.key = key
+
+    def __lt__(self, other):
+        return other.key < self.key
+
+    def __eq__(self, other):
+        return self.key == other.key
 
 
 def _reverse_paths_request(cookie=None, mask=None, match=None):
