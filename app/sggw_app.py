@@ -123,7 +123,8 @@ class SggwApp(app_manager.RyuApp):
     # --- replies for Channel -------------------------------------------------------------------
 
     @set_ev_cls([ofp_event.EventOFPBarrierReply, ofp_event.EventONFBundleCtrlMsg,
-                 ofp_event.EventOFPFlowStatsReply, ofp_event.EventOFPTableStatsReply,
+                 ofp_event.EventOFPFlowStatsReply, ofp_event.EventOFPAggregateStatsReply,
+                 ofp_event.EventOFPTableStatsReply,
                  ofp_event.EventOFPGroupDescStatsReply, ofp_event.EventOFPGroupStatsReply,
                  ofp_event.EventOFPMeterConfigStatsReply, ofp_event.EventOFPMeterStatsReply],
                 MAIN_DISPATCHER)
