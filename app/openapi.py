@@ -190,7 +190,8 @@ def _params(*names):
                "description": "datapath name, or dp_id in decimal or 0x-hex"},
         "name": {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}},
         "limit": {"name": "limit", "in": "query", "schema": {
-            "type": "integer", "minimum": 1, "maximum": 1000000, "default": 1000}},
+            "type": "integer", "minimum": 1, "maximum": 1000000, "default": 1000},
+            "description": "how many paths to return, newest first (total counts them all)"},
         "port": {"name": "port", "in": "query", "schema": {"type": "string", "minLength": 1},
                  "description": "only paths whose replies go out of this port"},
         "host": {"name": "host", "in": "query", "schema": {"type": "string", "minLength": 1},

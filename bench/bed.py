@@ -19,6 +19,8 @@ import sys
 import time
 
 from bench.measure import pin
+from bench.reactive_app import FLOW_COOKIE as REACTIVE_FLOW_COOKIE
+from flows import tables
 from testbed.controller import ROOT
 from testbed.proc import free_port, popen, stop_pid, wait_for
 from testbed.topology import SITES, TwoSites
@@ -112,6 +114,16 @@ class BenchBed:
                 return 0
         return 0
 
+    def forget_flows(self):
+        """Nothing learned about flows, so one run does not slow or speed up the next: no
+        sggw reverse path (learned flows, conntrack entries), no reactive per-flow entry,
+        an empty datapath cache. MAC and neighbour entries stay."""
+        for bridge in self.bridges():
+            self.ovs.ofctl("del-flows", bridge, "table=%d" % tables.REVERSE.id)
+            self.ovs.ofctl("del-flows", bridge, "cookie=%#x/-1" % REACTIVE_FLOW_COOKIE)
+        self.ovs.appctl("dpctl/flush-conntrack")
+        self.ovs.flush_datapath_cache()
+
     def _attach(self, port):
         for bridge in self.bridges():
             self.ovs.vsctl("set-controller", bridge, "tcp:127.0.0.1:%d" % port)
@@ -150,12 +162,7 @@ class BenchBed:
     # --- OVS native mirrors -------------------------------------------------------------------
 
     def add_native_mirrors(self, source, analyzers):
-        """One OVS Mirror row per analyzer: everything ``source`` sends and receives.
-
-        OVS 3.1 does not re-translate the datapath flows it already has when a Mirror row
-        is added: a flow that is running keeps its unmirrored actions until its datapath
-        flow goes. The datapath cache is flushed so the mirrors apply at once (an
-        OpenFlow change, as sggw makes, does trigger that re-translation)."""
+        """One OVS Mirror row per analyzer: everything ``source`` sends and receives."""
         bridge = self.sites.bridge("a")
         for i, name in enumerate(analyzers):
             self.ovs.vsctl(
@@ -164,7 +171,6 @@ class BenchBed:
                 "--", "--id=@m", "create", "mirror", "name=bench%d" % i,
                 "select-src-port=@src", "select-dst-port=@src", "output-port=@out",
                 "--", "add", "bridge", bridge, "mirrors", "@m")
-        self.ovs.flush_datapath_cache()
 
     def clear_native_mirrors(self):
         self.ovs.vsctl("--if-exists", "clear", "bridge", self.sites.bridge("a"), "mirrors")

@@ -35,6 +35,7 @@ from ryu.ofproto import ofproto_v1_3
 
 STATS_ENV = "REACTIVE_STATS"
 FLOW_PRIORITY = 10
+FLOW_COOKIE = 0x5245  # marks the per-flow entries (the benchmark removes them between runs)
 IDLE_TIMEOUT = 60
 
 
@@ -143,6 +144,7 @@ class ReactiveSwitch13(app_manager.RyuApp):
         ofp, parser = datapath.ofproto, datapath.ofproto_parser
         datapath.send_msg(parser.OFPFlowMod(
             datapath=datapath, priority=priority, idle_timeout=idle_timeout, match=match,
+            cookie=FLOW_COOKIE if priority == FLOW_PRIORITY else 0,
             instructions=[parser.OFPInstructionActions(ofp.OFPIT_APPLY_ACTIONS, actions)]))
 
     # --- packet-in counts for the benchmark ----------------------------------------------------
