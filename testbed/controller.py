@@ -49,7 +49,7 @@ class Controller:
 
     # --- REST ---------------------------------------------------------------------------------
 
-    def call(self, method, path, body=None, token=None, raw=None, headers=None):
+    def call(self, method, path, body=None, token=None, raw=None, headers=None, timeout=30):
         """(status, parsed JSON or text) of an HTTP request to the REST API."""
         data = raw if raw is not None else (json.dumps(body).encode() if body is not None
                                             else None)
@@ -62,13 +62,13 @@ class Controller:
         for key, value in (headers or {}).items():
             request.add_header(key, value)
         try:
-            with urllib.request.urlopen(request, timeout=30) as response:
+            with urllib.request.urlopen(request, timeout=timeout) as response:
                 return response.status, _decode(response)
         except urllib.error.HTTPError as err:
             return err.code, _decode(err)
 
-    def get(self, path):
-        status, body = self.call("GET", path)
+    def get(self, path, timeout=30):
+        status, body = self.call("GET", path, timeout=timeout)
         assert status == 200, "GET %s: %s %s" % (path, status, body)
         return body
 
