@@ -58,7 +58,8 @@ class _Waiter:
         self.event = hub.Event()
         self.replies = []
         self.errors = []
-        self.each = each  # called with each reply instead of keeping it
+        self.take = each or self.replies.append  # what becomes of each reply
+        self.failure = None  # what ``take`` raised
 
 
 class Channel:
@@ -90,10 +91,12 @@ class Channel:
         waiter = self._waiters.get(xid)
         if waiter is None:
             return False
-        if waiter.each is None:
-            waiter.replies.append(msg)
-        else:
-            waiter.each(msg)
+        try:
+            waiter.take(msg)
+        except Exception as exc:  # noqa: BLE001 -- its caller must not wait for nothing
+            waiter.failure = exc
+            self._waiters.pop(xid).event.set()
+            return True
         if not getattr(msg, "flags", 0) & ofp.OFPMPF_REPLY_MORE:
             self._waiters.pop(xid).event.set()
         return True
@@ -215,5 +218,7 @@ class Channel:
                 self._members.pop(member, None)
         if waiter.errors:
             raise Rejected(waiter.errors)
+        if waiter.failure is not None:
+            raise SwitchError("unreadable reply: %r" % waiter.failure)
         if self.closed:
             raise SwitchError("connection lost")

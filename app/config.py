@@ -134,6 +134,11 @@ class ReversePath:
     max_flows: int = 100000
     ct_zone: int = None  # conntrack mode: this bridge's zone (default: dp_id's low 16 bits)
 
+    @property
+    def conntrack(self):
+        """Reverse paths kept by conntrack rather than learned flows."""
+        return self.match == "conntrack"
+
 
 @dataclass(frozen=True)
 class Ports:
@@ -486,7 +491,7 @@ def _datapath(name, value, path):
         check_mirror_against(session, mirrors[:i], "%s.mirrors[%d]" % (path, i))
     dp_id = _dp_id(value["dp_id"], _join(path, "dp_id"))
     reverse_path = _reverse_path(value.get("reverse_path", {}), _join(path, "reverse_path"))
-    if reverse_path.match == "conntrack" and reverse_path.ct_zone is None:
+    if reverse_path.conntrack and reverse_path.ct_zone is None:
         reverse_path = replace(reverse_path, ct_zone=dp_id & 0xFFFF or 1)
     return Datapath(
         name=name,
@@ -655,11 +660,12 @@ def parse(data, source="<config>"):
                               % (dp.dp_id, owners[dp.dp_id]))
         owners[dp.dp_id] = name
         zone = dp.reverse_path.ct_zone
-        if zone is not None and zone in zones:
-            raise ConfigError(path + ".reverse_path.ct_zone", "conntrack zone %d is also "
-                              "datapaths.%s's (zones are shared by every bridge of a "
-                              "datapath)" % (zone, zones[zone]))
-        zones[zone] = name
+        if zone is not None:
+            if zone in zones:
+                raise ConfigError(path + ".reverse_path.ct_zone", "conntrack zone %d is also "
+                                  "datapaths.%s's (zones are shared by every bridge of a "
+                                  "datapath)" % (zone, zones[zone]))
+            zones[zone] = name
         datapaths[name] = dp
     api = data.get("api", {})
     token = None

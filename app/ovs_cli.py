@@ -12,6 +12,7 @@ import os
 import re
 import subprocess
 
+from app.config import IP_PROTOS
 from flows import tables
 
 TIMEOUT = 10
@@ -88,8 +89,8 @@ def configure_conntrack(db, dp_id, zone, idle, fin_idle, limit):
               "icmp_reply": idle, "tcp_established": idle, "tcp_fin_wait": closing,
               "tcp_close_wait": closing, "tcp_last_ack": closing, "tcp_time_wait": closing,
               "tcp_close": closing}
-    _vsctl(db, "--if-exists", "del-zone-tp", dp_type, "zone=%d" % zone)
-    _vsctl(db, "add-zone-tp", dp_type, "zone=%d" % zone,
+    _vsctl(db, "--", "--if-exists", "del-zone-tp", dp_type, "zone=%d" % zone,  # one transaction
+           "--", "add-zone-tp", dp_type, "zone=%d" % zone,
            *("%s=%d" % item for item in sorted(policy.items())))
     _appctl(db, "dpctl/ct-set-limits", "zone=%d,limit=%d" % (zone, limit))
 
@@ -120,9 +121,6 @@ def _fields(text):
     return dict(item.split("=", 1) for item in text.split(",") if "=" in item)
 
 
-_PROTOS = {"tcp": 6, "udp": 17, "icmp": 1, "icmpv6": 58}
-
-
 def forget_connections(db, zone, entries):
     """Flush ``entries`` (from connections()) from the zone, each by its original tuple."""
     for entry in entries:
@@ -130,8 +128,8 @@ def forget_connections(db, zone, entries):
         tuple_ = ["ct_nw_src=%s" % orig["src"], "ct_nw_dst=%s" % orig["dst"]]
         if ":" in orig["src"]:
             tuple_ = ["ct_ipv6_src=%s" % orig["src"], "ct_ipv6_dst=%s" % orig["dst"]]
-        proto = _PROTOS.get(entry["proto"])
-        if proto is None or proto == 58:
+        proto = IP_PROTOS.get(entry["proto"])
+        if proto is None or proto == IP_PROTOS["icmpv6"]:
             # Flushing an ICMPv6 tuple aborts ovs-vswitchd before OVS commit 915d3c1a
             # (Debian's 3.1.0 has the bug): those entries idle out instead.
             continue

@@ -247,9 +247,10 @@ class Sggw:
 
     def paths(self, name, limit):
         switch = self._connected(name)
+        names = dict(switch.portmap.switch_ports)
         if switch.conntrack:
             try:
-                found = [_describe_connection(e, switch) for e in switch.connections()]
+                found = [_describe_connection(e, switch, names) for e in switch.connections()]
             except SwitchError as exc:
                 raise ApiError(503, "switch %s: %s" % (name, exc)) from None
             found.sort(key=lambda p: (p["idle_age"], p["reply"]["src"]))
@@ -258,20 +259,24 @@ class Sggw:
         seen = {}
         newest = _Smallest(limit)
 
-        def take(entry):
-            path = _describe_path(entry, switch.portmap)
+        def take(entry):  # every path's activity is tracked; only the kept ones described
             key = (repr(sorted(entry.match.items())), entry.cookie)
             seen[key] = _activity(switch.path_activity.get(key), entry, now)
-            count, since, first = seen[key]
-            path["idle_age"] = None if first == now and since is None else \
-                round(now - (since or first))
-            newest.add((path["duration"], path["reply"]["src"] or ""), path)
+            _, since, first = seen[key]
+            idle_age = None if first == now and since is None else round(now - (since or first))
+            source = entry.match.get("ipv4_src") or entry.match.get("ipv6_src") or ""
+            newest.add((entry.duration_sec, source), (entry, idle_age))
+        cookie, mask = tables.kind_cookies(tables.KIND_LEARNED_REVERSE)
         try:  # a large table takes Ryu a while to parse (about 10 s per 100k paths)
-            switch.channel.stream(_reverse_paths_request(), take, timeout=LIST_TIMEOUT)
+            switch.channel.stream(parser.OFPFlowStatsRequest(
+                None, table_id=tables.REVERSE.id, cookie=cookie, cookie_mask=mask),
+                take, timeout=LIST_TIMEOUT)
         except SwitchError as exc:
             raise ApiError(503, "switch %s: %s" % (name, exc)) from None
         switch.path_activity = seen
-        return {"total": newest.seen, "paths": newest.items()}
+        return {"total": newest.seen,
+                "paths": [dict(_describe_path(entry, names), idle_age=idle_age)
+                          for entry, idle_age in newest.items()]}
 
     def flush_paths(self, name, port=None, host=None):
         switch = self._connected(name)
@@ -286,10 +291,7 @@ class Sggw:
                 return {"flushed": switch.forget_connections(selected)}
             except SwitchError as exc:
                 raise ApiError(503, "switch %s: %s" % (name, exc)) from None
-        cookie, mask = tables.cookie(tables.KIND_LEARNED_REVERSE), \
-            tables.SIGNATURE_MASK | (0xFF << tables.KIND_SHIFT)
-        if number is not None:
-            cookie, mask = tables.cookie(tables.KIND_LEARNED_REVERSE, number), (1 << 64) - 1
+        cookie, mask = tables.kind_cookies(tables.KIND_LEARNED_REVERSE, number)
         matches = [None]
         if address is not None:
             family = "ipv4" if address.version == 4 else "ipv6"
@@ -383,9 +385,9 @@ def _check_mirror_ports(session, ports):
 
 
 def _capture_counters(switch):
+    cookie, mask = tables.kind_cookies(tables.KIND_CAPTURE)
     entries = switch.channel.stats(parser.OFPFlowStatsRequest(
-        None, table_id=tables.CAPTURE.id, cookie=tables.cookie(tables.KIND_CAPTURE),
-        cookie_mask=tables.SIGNATURE_MASK | (0xFF << tables.KIND_SHIFT)))
+        None, table_id=tables.CAPTURE.id, cookie=cookie, cookie_mask=mask))
     out = {}
     for entry in entries:
         counts = out.setdefault(entry.cookie & tables.ID_MASK, {"packets": 0, "bytes": 0})
@@ -422,57 +424,38 @@ def _mirror_counters(switch, sessions):
 
 
 class _Smallest:
-    """The ``limit`` items with the smallest keys among all added one by one, in key
-    order: listing the newest 1000 of 100k learned paths keeps 1000 in memory, not 100k."""
+    """The ``limit`` items with the smallest keys (ties: first added first) among all
+    added one by one, in key order: listing the newest 1000 of 100k learned paths keeps
+    at most 2000 in memory, not 100k."""
 
     def __init__(self, limit):
         self.limit = limit
         self.seen = 0
-        self._heap = []  # (_Inverted(key), arrival, item): the largest kept key on top
+        self._kept = []  # (key, arrival, item)
 
     def add(self, key, item):
         self.seen += 1
-        entry = (_Inverted(key), self.seen, item)
-        if len(self._heap) < self.limit:
-            heapq.heappush(self._heap, entry)
-        elif key < self._heap[0][0].key:
-            heapq.heapreplace(self._heap, entry)
+        self._kept.append((key, self.seen, item))
+        if len(self._kept) >= 2 * self.limit:
+            self._trim()
 
     def items(self):
-        ordered = sorted(self._heap, key=lambda entry: (entry[0].key, entry[1]))
-        return [item for _, _, item in ordered]
+        self._trim()
+        return [item for _, _, item in self._kept]
+
+    def _trim(self):  # sorted, and items are never compared
+        self._kept = heapq.nsmallest(self.limit, self._kept, key=lambda kept: kept[:2])
 
 
-class _Inverted:
-    """Orders like its key, backwards (heapq only keeps the smallest on top)."""
-    __slots__ = ("key",)
-
-    def __init__(self, key):
-        self.key = key
-
-    def __lt__(self, other):
-        return other.key < self.key
-
-    def __eq__(self, other):
-        return self.key == other.key
-
-
-def _reverse_paths_request(cookie=None, mask=None, match=None):
-    if cookie is None:
-        cookie = tables.cookie(tables.KIND_LEARNED_REVERSE)
-        mask = tables.SIGNATURE_MASK | (0xFF << tables.KIND_SHIFT)
-    return parser.OFPFlowStatsRequest(None, table_id=tables.REVERSE.id, cookie=cookie,
-                                      cookie_mask=mask, match=match or parser.OFPMatch())
-
-
-_PROTOS = {1: "icmp", 6: "tcp", 17: "udp", 58: "icmpv6"}
+_PROTOS = {number: name for name, number in config.IP_PROTOS.items()}
 
 
 def _mac(value):
+    """The low 48 bits of ``value`` as a MAC address."""
     return ":".join("%02x" % b for b in (value & (2**48 - 1)).to_bytes(6, "big"))
 
 
-def _describe_connection(entry, switch):
+def _describe_connection(entry, switch, names):
     """A conntrack-mode reverse path: the entry's reply tuple, and the way back it keeps
     (ct_mark: the port; ct_label: the MACs). Userspace conntrack keeps no counters; the idle
     age is read from the time left before the entry expires."""
@@ -484,16 +467,15 @@ def _describe_connection(entry, switch):
         out["src_port"], out["dst_port"] = int(reply["sport"]), int(reply["dport"])
     idle = switch.dp.reverse_path.idle_timeout
     return {"reply": out,
-            "to": {"port_no": entry["mark"], "port": dict(switch.portmap.switch_ports).get(
-                entry["mark"]), "eth_dst": _mac(entry["labels"]),
-                "eth_src": _mac(entry["labels"] >> 48)},
+            "to": {"port_no": entry["mark"], "port": names.get(entry["mark"]),
+                   "eth_dst": _mac(entry["labels"]), "eth_src": _mac(entry["labels"] >> 48)},
             "packets": None, "bytes": None, "duration": None, "idle_timeout": idle,
             "idle_age": max(0, idle - entry["timeout"])}
 
 
-def _describe_path(entry, ports):
+def _describe_path(entry, names):
     """A learned reverse path as the API shows it: the reply it waits for and where the
-    reply goes."""
+    reply goes (``names``: {port number: interface name})."""
     fields = dict(entry.match.items())
     v6 = fields.get("eth_type") == ETH_TYPE_IPV6
     reply = {"family": 6 if v6 else 4,
@@ -520,11 +502,10 @@ def _describe_path(entry, ports):
             value = getattr(action, "value", None)
             if key in ("eth_dst", "eth_src", "eth_dst_nxm", "eth_src_nxm"):
                 out[key.replace("_nxm", "")] = value if isinstance(value, str) \
-                    else ":".join("%02x" % b for b in int(value).to_bytes(6, "big"))
+                    else _mac(int(value))
             elif key == tables.REG_OUT:
                 out["port_no"] = value
     port_no = out.get("port_no")
-    names = dict(ports.switch_ports) if ports else {}
     return {"reply": reply,
             "to": {"port_no": port_no, "port": names.get(port_no), "eth_dst": out.get("eth_dst"),
                    "eth_src": out.get("eth_src")},

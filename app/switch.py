@@ -49,7 +49,7 @@ class Switch:
         self.installed = {}  # part key -> reconcile.PartState
         self.port_up = {no: port_is_up(p) for no, p in datapath.ports.items()}
         self.last_sync = {}
-        self.path_activity = {}  # learned path -> (packet count, when it last changed)
+        self.path_activity = {}  # learned path -> (packets, when they last changed, first seen)
         self.probes_sent = 0
         self._probed = {}  # (vid, address) -> monotonic time of the last probe
 
@@ -147,7 +147,7 @@ class Switch:
 
     @property
     def conntrack(self):
-        return self.dp.reverse_path.match == "conntrack"
+        return self.dp.reverse_path.conntrack
 
     def _bound_tables(self):
         rp = self.dp.reverse_path

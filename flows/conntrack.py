@@ -14,8 +14,8 @@ from ryu.ofproto import ofproto_v1_3_parser as parser
 from flows import tables
 from flows.ofp import move, set_field
 
-# ct_state bits
-NEW, EST, REL, RPL, INV, TRK = 0x01, 0x02, 0x04, 0x08, 0x10, 0x20
+# the ct_state bits matched here
+EST, RPL, TRK = 0x02, 0x08, 0x20
 REPLY = (TRK | EST | RPL, TRK | EST | RPL)  # match: tracked, established, reply direction
 TRACKED = (TRK, TRK)
 

@@ -112,15 +112,11 @@ def ingress(dp, ports, hooks=NO_HOOKS):
     return out
 
 
-def _conntrack(dp):
-    return dp.reverse_path.match == "conntrack"
-
-
 def local_in(dp, ports):
     """Wire traffic: ND, broadcast and multicast stay on L2; IP is checked for a reverse path
     (with conntrack, only IP that no capture rule takes: see capture())."""
     out = [flow(LOCAL_IN, 0, goto=L2)]
-    lookup = [] if _conntrack(dp) else [resubmit(REVERSE)]
+    lookup = [] if dp.reverse_path.conntrack else [resubmit(REVERSE)]
     out += [flow(LOCAL_IN, 10, match(eth_type=eth_type), lookup, goto=CAPTURE)
             for _, eth_type in _FAMILIES]
     out.append(flow(LOCAL_IN, 20, match(eth_dst=MULTICAST_BIT), goto=L2))
@@ -139,7 +135,7 @@ def capture(dp, ports):
     """What the capture rules (flows.capture) fall back to: a reverse-path hit goes out,
     anything else to the wire. With conntrack, IP that no rule captured may still be the
     reply to a remotely initiated connection: conntrack tells, in CT_LOCAL."""
-    if _conntrack(dp):
+    if dp.reverse_path.conntrack:
         zone = dp.reverse_path.ct_zone
         return [flow(CAPTURE, 1, match(**{REG_OUT: 0}, eth_type=eth_type),
                      [conntrack.lookup(zone, CT_LOCAL)]) for _, eth_type in _FAMILIES] + [
@@ -164,7 +160,7 @@ def capture_learn(dp, ports):
         return out
     for port in ports.wire:
         for family, eth_type in _FAMILIES:
-            if _conntrack(dp):
+            if dp.reverse_path.conntrack:
                 out.append(flow(CAPTURE_LEARN, 20, match(in_port=port, eth_type=eth_type), [
                     conntrack.commit(dp.reverse_path.ct_zone, port),
                     load_out_port(ports.tunnel),
@@ -201,7 +197,7 @@ def tunnel_in(dp, ports):
            # nor is multicast/broadcast a remotely initiated flow to a local host
            flow(TUNNEL_IN, 20, match(eth_dst=MULTICAST_BIT))]
     out += _deliver()
-    if _conntrack(dp):
+    if dp.reverse_path.conntrack:
         return out + _tunnel_conntrack(dp, ports)
     out += [flow(TUNNEL_IN, 10, match(eth_type=eth_type), [resubmit(REVERSE)], goto=TUNNEL_MISS)
             for _, eth_type in _FAMILIES]

@@ -108,6 +108,13 @@ def cookie_kind(value):
     return (value >> KIND_SHIFT) & 0xFF
 
 
+def kind_cookies(kind, ident=None):
+    """(cookie, mask) selecting every flow of ``kind``, or only the one with ``ident``."""
+    if ident is None:
+        return cookie(kind), SIGNATURE_MASK | (0xFF << KIND_SHIFT)
+    return cookie(kind, ident), (1 << 64) - 1
+
+
 # (cookie, mask) pairs for flow-stats requests and deletes.
 STATIC_COOKIES = (COOKIE_SIGNATURE, SIGNATURE_MASK | (0xF0 << KIND_SHIFT))
 LEARNED_COOKIES = (COOKIE_SIGNATURE | _LEARNED_BIT, SIGNATURE_MASK | (0xF0 << KIND_SHIFT))
