@@ -37,9 +37,10 @@ def main(argv=None):
             print("   %.0f s" % (time.monotonic() - t0), file=sys.stderr, flush=True)
     seconds = time.monotonic() - started
     print(report.table(rows))
+    host = report.machine()
     print("(%s run in %.0f s on %s)" % ("quick" if args.quick else "full", seconds,
-                                        report.machine()["cpu"]))
-    report.write_json(rows, args.json, plan, seconds)
+                                        host["cpu"]))
+    report.write_json(rows, args.json, plan, seconds, host)
     report.plot(rows, args.plot)
     return 0
 

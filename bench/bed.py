@@ -15,18 +15,16 @@ the conntrack table and the hosts' neighbour caches are flushed.
 import contextlib
 import json
 import os
-import sys
 import time
 
 from bench.measure import pin
 from bench.reactive_app import FLOW_COOKIE as REACTIVE_FLOW_COOKIE
 from flows import tables
-from testbed.controller import ROOT
-from testbed.proc import free_port, popen, stop_pid, wait_for
-from testbed.topology import SITES, TwoSites
+from testbed.controller import ROOT, RYU_MANAGER
+from testbed.proc import free_port, popen, stop_child, wait_for
+from testbed.topology import TwoSites
 
 BENCH_REVERSE_PATH = {"idle_timeout": 60, "fin_idle_timeout": 5, "max_flows": 200000}
-RYU_MANAGER = os.path.join(os.path.dirname(sys.executable), "ryu-manager")
 
 
 class BenchBed:
@@ -144,8 +142,7 @@ class BenchBed:
 
     def _stop_reactive(self):
         if self._reactive is not None:
-            stop_pid(self._reactive[0].pid)
-            self._reactive[0].wait(timeout=10)
+            stop_child(self._reactive[0])
             self._reactive = None
 
     def _hosts(self, on_link):
@@ -194,14 +191,8 @@ class BenchBed:
     def vswitchd_pid(self):
         return self.ovs.pids["ovs-vswitchd"]
 
-    def learned(self, site="a", table=20):
-        """Flows in a learned table, as OVS counts them (no dump of 100k flows)."""
-        out = self.ovs.ofctl("dump-aggregate", self.sites.bridge(site), "table=%d" % table)
+    def learned(self, site):
+        """Learned reverse paths, as OVS counts them (no dump of 100k flows)."""
+        out = self.ovs.ofctl("dump-aggregate", self.sites.bridge(site),
+                             "table=%d" % tables.REVERSE.id)
         return int(out.split("flow_count=")[1].split()[0])
-
-    def connections(self, site="a"):
-        """Connections in the site's conntrack zone: the reverse paths of match: conntrack
-        (the zone defaults to the dp_id's low 16 bits)."""
-        zone = SITES[site]["dp_id"] & 0xFFFF
-        out = self.ovs.appctl("dpctl/ct-get-limits", "zone=%d" % zone)
-        return int(out.split("count=")[1].split()[0])

@@ -4,9 +4,8 @@ import os
 import statistics
 import subprocess
 import sys
-import time
 
-from testbed.proc import stop_pid, wait_for
+from testbed.proc import stop_child, stop_pid, wait_for
 
 HZ = os.sysconf("SC_CLK_TCK")
 PYTHON = sys.executable
@@ -40,8 +39,7 @@ def iperf(client, server, address, seconds, reverse=False, port=5201):
             raise RuntimeError("iperf3: %s" % data["error"])
         return data["end"]["sum_received"]["bits_per_second"] / 1e9
     finally:
-        stop_pid(proc.pid)
-        proc.wait(timeout=10)
+        stop_child(proc)
 
 
 def pin(pid, cpus):
@@ -90,8 +88,7 @@ class FlowgenServer:
         return self
 
     def __exit__(self, *exc):
-        stop_pid(self.proc.pid)
-        self.proc.wait(timeout=10)
+        stop_child(self.proc)
 
 
 def flowgen(client, address, proto, seconds, workers=2, concurrency=16):
@@ -144,9 +141,3 @@ class StallWatch:
     def overlaps(self, start, end):
         """Whether a stall fell within [start, end] (``time.monotonic`` seconds)."""
         return any(s < end and e > start for s, e in self.stalls)
-
-
-def timed(function, *args, **kwargs):
-    started = time.monotonic()
-    result = function(*args, **kwargs)
-    return result, time.monotonic() - started

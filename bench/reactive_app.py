@@ -18,8 +18,8 @@ Packets are decoded with Ryu's packet library, as the tutorials do.
 
 No config file and no REST API. The packet-ins are counted per switch, logged in one line
 when a switch disconnects, and, when the environment variable ``REACTIVE_STATS`` names a
-file, written there as JSON ``{"<dpid in decimal>": packet_ins}`` (atomically, at most once
-a second and only when a count changed; also on disconnect and on shutdown).
+file, written there as JSON ``{"<dpid in decimal>": packet_ins}`` (atomically, at most ten
+times a second and only when a count changed; also on disconnect and on shutdown).
 """
 import collections
 import json
@@ -151,7 +151,7 @@ class ReactiveSwitch13(app_manager.RyuApp):
 
     def _stats_loop(self):
         while self.is_active:
-            hub.sleep(1)
+            hub.sleep(0.1)  # the benchmark reads the counts right after each run
             self._write_stats()
 
     def _write_stats(self):

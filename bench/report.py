@@ -56,9 +56,8 @@ def machine():
             "ovs": run("ovs-vswitchd", "--version").splitlines()[0:1]}
 
 
-def write_json(rows, path, plan, seconds):
-    data = {"date": time.strftime("%Y-%m-%d %H:%M"), "machine": machine(),
-            "plan": vars(plan) if hasattr(plan, "__dict__") else plan.__dict__,
+def write_json(rows, path, plan, seconds, host):
+    data = {"date": time.strftime("%Y-%m-%d %H:%M"), "machine": host, "plan": vars(plan),
             "seconds": round(seconds), "rows": [vars(r) for r in rows]}
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     with open(path, "w") as handle:

@@ -6,6 +6,7 @@ import statistics
 import time
 from dataclasses import dataclass, field
 
+from bench.flowgen import percentile
 from bench.measure import (
     PYTHON, FlowgenServer, StallWatch, cpu_seconds, flowgen, iperf, packets, rss_mb, summary)
 from testbed.proc import wait_for
@@ -108,7 +109,7 @@ def new_flows(bed, plan):
                         round(cpu_seconds(bed.vswitchd_pid()) - cpu, 2))
                     details["packet_ins"].append(bed.packet_ins() - ins)
                 details["learned_flows_a"] = (
-                    bed.connections("a") if contender == "sggw conntrack" else
+                    bed.sites.connections("a") if contender == "sggw conntrack" else
                     bed.learned("a") if contender.startswith("sggw") else None)
                 rows.append(Row("new flows", contender, proto, "exchanges/s", summary(runs),
                                 {k: _median(v) if isinstance(v, list) else v
@@ -238,8 +239,9 @@ def _rest_latency(bed, plan, kind, level):
     clean = [ms for ms, span in zip(latencies, spans) if not watch.overlaps(*span)]
     return Row("control plane", "sggw", "REST create %s, %d present" % (kind[:-1], level),
                "ms", summary(latencies),
-               {"p99": round(_percentile(latencies, 99), 1),
-                "p99_outside_machine_stalls": round(_percentile(clean, 99), 1) if clean else None,
+               {"p99": round(percentile(sorted(latencies), 99), 1),
+                "p99_outside_machine_stalls": (round(percentile(sorted(clean), 99), 1)
+                                               if clean else None),
                 "probes_in_machine_stalls": len(latencies) - len(clean)})
 
 
@@ -251,11 +253,6 @@ def _rest_object(bed, kind, i, name=None):
     return {"name": name, "sources": [{"port": bed["hostA"].outside, "direction": "rx"}],
             "destinations": [{"port": bed["ana1"].outside}],
             "filter": {"ip_proto": "udp", "dst_port": 1 + i % 65535}}
-
-
-def _percentile(values, pct):
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(pct / 100 * (len(ordered) - 1))))]
 
 
 def _connect_to_programmed(bed, plan):

@@ -1,12 +1,13 @@
 """The sggw controller as a real process: ``ryu-manager app/sggw_app.py``."""
 import json
 import os
+import signal
 import subprocess
 import sys
 import urllib.error
 import urllib.request
 
-from testbed.proc import stop_pid, wait_for
+from testbed.proc import stop_child, wait_for
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RYU_MANAGER = os.path.join(os.path.dirname(sys.executable), "ryu-manager")
@@ -39,8 +40,7 @@ class Controller:
     def stop(self, kill=False):
         if self.process is None:
             return
-        stop_pid(self.process.pid, sig=9 if kill else 15)
-        self.process.wait(timeout=10)
+        stop_child(self.process, sig=signal.SIGKILL if kill else signal.SIGTERM)
         self.process = None
 
     def log(self):

@@ -69,6 +69,12 @@ def stop_pid(pid, timeout=5.0, sig=signal.SIGTERM):
         wait_gone(pid, timeout)
 
 
+def stop_child(proc, sig=signal.SIGTERM):
+    """Stop a child process (a ``Popen``) by its PID and reap it."""
+    stop_pid(proc.pid, sig=sig)
+    proc.wait(timeout=10)
+
+
 def free_port():
     """A TCP port on 127.0.0.1 that nothing listens on right now."""
     with socket.socket() as sock:

@@ -21,6 +21,8 @@ import tempfile
 
 import yaml
 
+from app import config as app_config
+from app import ovs_cli
 from testbed.controller import Controller
 from testbed.netns import Namespace, add_address, delete_link, veth_pair, veth_to_namespace
 from testbed.ovs import PrivateOvs
@@ -231,3 +233,9 @@ class TwoSites:
 
     def flows(self, site, table=None):
         return self.ovs.flows(self.bridge(site), table)
+
+    def connections(self, site):
+        """Connections in the site's conntrack zone: the reverse paths of match: conntrack
+        (the zone as the controller reads it from the config)."""
+        dp = app_config.load(self.config_path).datapaths[self.dp_name(site)]
+        return ovs_cli.zone_count(self.ovs.db, dp.reverse_path.ct_zone)
