@@ -18,7 +18,9 @@ from types import SimpleNamespace
 
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from testbed.controller import ROOT
+from testbed.proc import popen, stop_child
+
 UDP_PORTS, TCP_PORTS = "9000-9003", "9100-9103"
 CLIENT_IP, SERVER_IP = "10.250.0.1", "10.250.0.2"
 FLOWGEN_KEYS = {"proto", "workers", "concurrency", "duration", "completed", "failed", "rate",
@@ -34,11 +36,6 @@ def sh(*cmd, ns=None, timeout=30, check=True):
     return done
 
 
-def popen(*cmd, ns, **kwargs):
-    return subprocess.Popen(["ip", "netns", "exec", ns] + [str(c) for c in cmd], cwd=ROOT,
-                            **kwargs)
-
-
 def wait_for_line(stream, text, timeout=10.0):
     """Read ``stream`` until a line contains ``text``; the lines read."""
     deadline, lines = time.monotonic() + timeout, []
@@ -51,16 +48,6 @@ def wait_for_line(stream, text, timeout=10.0):
             if text in line:
                 return lines
     raise AssertionError("no %r within %ss; got %r" % (text, timeout, lines))
-
-
-def stop(proc, sig=signal.SIGTERM):
-    if proc.poll() is None:
-        proc.send_signal(sig)
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
 
 
 @pytest.fixture(scope="module")
@@ -93,12 +80,13 @@ def pair():
 @pytest.fixture(scope="module")
 def echo(pair):
     proc = popen(sys.executable, "-m", "bench.flowgen", "serve", "--udp-ports", UDP_PORTS,
-                 "--tcp-ports", TCP_PORTS, ns=pair.server, stdout=subprocess.PIPE, text=True)
+                 "--tcp-ports", TCP_PORTS, ns=pair.server, cwd=ROOT, stdout=subprocess.PIPE,
+                 text=True)
     try:
         wait_for_line(proc.stdout, "ready")
         yield proc
     finally:
-        stop(proc)
+        stop_child(proc)
 
 
 def flowgen(pair, proto, ports, *extra):
@@ -185,7 +173,7 @@ def test_blast_sends_distinct_tuples(pair, tmp_path):
                 not pcap.exists() or pcap.stat().st_size < 24 + 1000 * (16 + 60)):
             time.sleep(0.05)
     finally:
-        stop(capture, signal.SIGINT)
+        stop_child(capture, signal.SIGINT)
     frames = _udp_frames(pcap)
     tuples = [(src, sport) for src, sport, _ in frames]
     assert len(frames) == 1000
