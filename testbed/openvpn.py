@@ -92,8 +92,8 @@ class OpenVpnPair:
         """Peer ``index`` (0 the TLS server, 1 the client), attached to its TAP by name: no
         ``ifconfig``, no ``route``."""
         tap, other = self.taps[index], 1 - index
-        args = ["openvpn", "--dev", tap, "--dev-type", "tap", "--disable-dco",
-                "--proto", "udp", "--local", LOOPBACK, "--lport", self.ports[index],
+        args = ["openvpn", "--dev", tap, "--dev-type", "tap", "--proto", "udp",
+                "--local", LOOPBACK, "--lport", self.ports[index],
                 "--remote", LOOPBACK, self.ports[other],
                 "--cert", os.path.join(self.workdir, tap + ".crt"),
                 "--key", os.path.join(self.workdir, tap + ".key"),
