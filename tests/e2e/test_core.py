@@ -95,6 +95,21 @@ def test_captured_frames_cross_the_tunnel_as_sent_full_size_too(bed, no_packet_i
         assert not [p for p in outer.packets if pattern in bytes(p)]
 
 
+def test_tunnel_restart_heals_and_nothing_else_joins_the_sites(bed):
+    """While site B's OpenVPN peer is down (its TAP without carrier), nothing reaches site B:
+    the tunnel is the only way. Once the peer is back, traffic flows again."""
+    if bed.vpn is None:
+        pytest.skip("a veth pair has no VPN daemon to restart")
+    host, server = bed["hostA"], bed["serverB"]
+    bed.vpn.stop_peer(1)
+    try:
+        assert host.ping(server.ipv4, count=2, check=False) == 0
+    finally:
+        bed.vpn.start_peer(1)
+    wait_for(lambda: host.ping(server.ipv4, count=1, check=False), 10, what="ping again")
+    bed.exchange("tcp", server.ipv6)
+
+
 def test_tcp_and_udp_exchanges_learn_visible_reverse_flows(bed, echo_servers, no_packet_ins):
     host, server, router = bed["hostA"], bed["serverB"], bed["routerA"]
     with Sniffer(host.ns, bpf="tcp port 5001 or udp port 5002") as cap:
@@ -316,18 +331,3 @@ def test_controller_restart_loses_no_packet_and_changes_no_flow(bed):
     for site in "ab":
         sync = bed.controller.get("/v1/switches/" + bed.dp_name(site))["last_sync"]
         assert (sync["added"], sync["removed"]) == (0, 0), sync
-
-
-def test_tunnel_restart_heals_and_nothing_else_joins_the_sites(bed):
-    """While site B's OpenVPN peer is down (its TAP without carrier), nothing reaches site B:
-    the tunnel is the only way. Once the peer is back, traffic flows again."""
-    if bed.vpn is None:
-        pytest.skip("a veth pair has no VPN daemon to restart")
-    host, server = bed["hostA"], bed["serverB"]
-    bed.vpn.stop_peer(1)
-    try:
-        assert host.ping(server.ipv4, count=2, check=False) == 0
-    finally:
-        bed.vpn.start_peer(1)
-    wait_for(lambda: host.ping(server.ipv4, count=1, check=False), 10, what="ping again")
-    bed.exchange("tcp", server.ipv6)
