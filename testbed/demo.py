@@ -11,7 +11,7 @@ import argparse
 import contextlib
 import sys
 
-from scapy.layers.inet import ICMP, IP, UDP
+from scapy.layers.inet import ICMP, IP
 from scapy.layers.l2 import Ether
 
 from testbed.signals import exit_cleanly_on_sigterm
@@ -55,8 +55,7 @@ def main(argv=None):
                 % (kind, p[IP].src, p[IP].dst, p[Ether].src, p[Ether].dst))
         say("  %d/3 replies; each came back to hostA's MAC from routerA's MAC, with no route"
             % received)
-        datagrams = [p for p in outer.packets
-                     if {p[UDP].sport, p[UDP].dport} == set(bed.vpn.ports)] if bed.vpn else ()
+        datagrams = bed.vpn.datagrams(outer.packets) if bed.vpn else ()
         if bed.vpn:
             say("  meanwhile %d encrypted UDP datagrams crossed loopback between the OpenVPN "
                 "peers" % len(datagrams))

@@ -18,6 +18,8 @@ import ssl
 import subprocess
 import time
 
+from scapy.layers.inet import UDP
+
 from testbed.proc import run, stop_child, wait_for
 
 LOOPBACK = "127.0.0.1"
@@ -68,6 +70,10 @@ class OpenVpnPair:
 
     def pids(self):
         return [proc.pid for proc in self.procs]
+
+    def datagrams(self, packets):
+        """Of captured ``packets`` (scapy, on loopback), the UDP datagrams between the peers."""
+        return [p for p in packets if UDP in p and {p[UDP].sport, p[UDP].dport} == set(self.ports)]
 
     def _log(self, tap):
         return os.path.join(self.workdir, tap + ".log")
