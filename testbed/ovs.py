@@ -96,11 +96,12 @@ class PrivateOvs:
         return run("ovs-appctl", "-t", "%s/ovs-vswitchd.ctl" % self.rundir, *args)
 
     def add_bridge(self, name, dp_id, controller_port=None):
-        """A userspace bridge, OpenFlow 1.3 only, fail_mode=secure, pointed at the controller."""
+        """A bridge as the README's "Running it" sets it up: OVS's defaults (in-band control
+        on, among others) plus fail_mode=secure, protocols=OpenFlow13 and the controller.
+        The userspace datapath and a fixed datapath id are the test bed's own needs."""
         args = ["add-br", name, "--", "set", "bridge", name, "datapath_type=netdev",
                 "fail_mode=secure", "protocols=OpenFlow13",
-                "other-config:datapath-id=%016x" % dp_id,
-                "other-config:disable-in-band=true"]
+                "other-config:datapath-id=%016x" % dp_id]
         self.vsctl(*args)
         if controller_port is not None:
             self.vsctl("set-controller", name, "tcp:127.0.0.1:%d" % controller_port)
