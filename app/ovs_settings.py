@@ -142,25 +142,23 @@ def review(bridge, controllers, managers, flow_tables, dp_id, max_flows, of_port
     return out
 
 
-def table_args(bridge_name, max_flows):
-    """ovs-vsctl arguments naming every pipeline table and bounding each learned one."""
+def table_args(bridge_name, max_flows, which=tables.PIPELINE):
+    """ovs-vsctl arguments naming the tables ``which`` and bounding each learned one."""
     args = []
-    for table in tables.PIPELINE:
+    for table in which:
         args += ["--id=@t%d" % table.id, "create", "Flow_Table", "name=" + table.name]
         if table.learned:
             args += ["flow_limit=%d" % max_flows, "overflow_policy=evict"]
         args.append("--")
     return args + ["set", "Bridge", bridge_name] + [
-        "flow_tables:%d=@t%d" % (t.id, t.id) for t in tables.PIPELINE]
+        "flow_tables:%d=@t%d" % (t.id, t.id) for t in which]
 
 
 def _tables_as_wanted(by_id, rows, max_flows):
-    for table in tables.PIPELINE:
+    """Whether every learned table is bounded (the other tables' names are a nicety)."""
+    for table in tables.LEARNED_TABLES:
         row = rows.get(by_id.get(table.id))
-        if row is None or row["name"] != table.name:
-            return False
-        if table.learned and (row["flow_limit"] != max_flows
-                              or row["overflow_policy"] != "evict"):
+        if row is None or (row["flow_limit"], row["overflow_policy"]) != (max_flows, "evict"):
             return False
     return True
 
@@ -179,7 +177,8 @@ def unchecked_command(db, bridge_name, dp_id, max_flows):
             "other-config:disable-in-band=true", "other-config:datapath-id=%016x" % dp_id,
             "stp_enable=false", "rstp_enable=false")
     return command(db, [Problem("", "", "", "", base),
-                        Problem("", "", "", "", tuple(table_args(bridge_name, max_flows)))])
+                        Problem("", "", "", "", tuple(table_args(
+                            bridge_name, max_flows, tables.LEARNED_TABLES)))])
 
 
 def _active(target):
