@@ -108,8 +108,8 @@ def test_ovs_settings_changed_later_are_fixed_or_reported_with_their_command(bed
         # sggw put fail_mode back by itself; STP it reports
         assert bed.ovs.vsctl("get", "bridge", bridge, "fail_mode").strip() == "secure"
         fix = health(bed, "site-b")["ovs_settings"]["fix"]
-        assert fix == "ovs-vsctl --db=%s -- set Bridge %s stp_enable=false" % (bed.ovs.db,
-                                                                                bridge)
+        assert fix == "ovs-vsctl --db=%s -- set Bridge %s stp_enable=false" % (
+            bed.ovs.db, bridge)
         lines = [line for line in bed.controller.log().splitlines() if fix in line]
         assert len(lines) == 1, lines
         run(*shlex.split(fix))  # what the user runs
