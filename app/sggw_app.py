@@ -196,6 +196,7 @@ class SggwApp(app_manager.RyuApp):
 
 
 def describe_peer(datapath):
+    """A connection in a log line: its bridge, when known, and address."""
     found = peer(datapath)
     return ("bridge %(bridge)s at %(address)s" if found["bridge"] else "switch at %(address)s") \
         % found

@@ -72,6 +72,10 @@ def test_a_stalled_switch_reads_degraded_within_5_s_and_ok_when_it_answers(bed):
         status, body = bed.controller.call("POST", "/v1/switches/site-a/captures", CAPTURE)
         assert status == 503 and "has not answered" in body["error"], body
         assert time.monotonic() - started < 1  # at once, not after the 10 s timeout
+        started = time.monotonic()
+        metrics = bed.controller.call("GET", "/metrics")[1]
+        assert 'sggw_switch_answering{datapath="site-a"} 0' in metrics
+        assert time.monotonic() - started < 1
     finally:
         os.kill(vswitchd, signal.SIGCONT)
     wait_for(lambda: bed.controller.health()["status"] == "ok", 10, what="ok again")
