@@ -67,6 +67,8 @@ def test_a_stalled_switch_reads_degraded_within_5_s_and_ok_when_it_answers(bed):
         wait_for(lambda: not health(bed)["answering"], 5, interval=0.1,
                  what="stalled switch in health")
         seen = time.monotonic() - stopped
+        # site B's bridge is on the same ovs-vswitchd: silent too, by now or very soon
+        wait_for(lambda: not health(bed, "site-b")["answering"], 5, what="site B silent")
         assert bed.controller.health()["status"] == "degraded"
         started = time.monotonic()
         status, body = bed.controller.call("POST", "/v1/switches/site-a/captures", CAPTURE)
