@@ -52,11 +52,19 @@ class PrivateOvs:
         if os.path.exists(conf):
             os.unlink(conf)
         run("ovsdb-tool", "create", conf, SCHEMA)
-        self._daemon("ovsdb-server", conf, "--remote=punix:%s/db.sock" % self.rundir,
-                     "--unixctl=%s/ovsdb-server.ctl" % self.rundir)
+        self.start_ovsdb()
         self.vsctl("--no-wait", "init")
         self.start_vswitchd()
         return self
+
+    def start_ovsdb(self):
+        """ovsdb-server on the bed's database (also to bring it back after stop_ovsdb)."""
+        self._daemon("ovsdb-server", os.path.join(self.rundir, "conf.db"),
+                     "--remote=punix:%s/db.sock" % self.rundir,
+                     "--unixctl=%s/ovsdb-server.ctl" % self.rundir)
+
+    def stop_ovsdb(self):
+        stop_pid(self.pids.pop("ovsdb-server", None))
 
     def start_vswitchd(self):
         self._daemon("ovs-vswitchd", self.db, "--unixctl=%s/ovs-vswitchd.ctl" % self.rundir)
@@ -74,7 +82,7 @@ class PrivateOvs:
 
     def stop(self):
         self.stop_vswitchd()
-        stop_pid(self.pids.pop("ovsdb-server", None))
+        self.stop_ovsdb()
 
     def remove(self):
         shutil.rmtree(self.rundir, ignore_errors=True)

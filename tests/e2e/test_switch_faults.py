@@ -86,6 +86,21 @@ def test_a_stalled_switch_reads_degraded_within_5_s_and_ok_when_it_answers(bed):
     assert status == 200
 
 
+def test_when_ovsdb_server_goes_away_the_switch_reads_degraded_and_then_ok_again(bed):
+    """OVS 3.1's userspace ovs-vswitchd stalls without its database: sggw sees a switch
+    that does not answer."""
+    bed.ovs.stop_ovsdb()
+    try:
+        wait_for(lambda: not health(bed)["answering"], 5, interval=0.1,
+                 what="silent switch without ovsdb-server")
+        assert bed.controller.health()["status"] == "degraded"
+    finally:
+        bed.ovs.start_ovsdb()
+    wait_for(lambda: bed.controller.health()["status"] == "ok", RECHECK + 5,
+             what="ok with ovsdb-server back")
+    assert bed["hostA"].ping(bed["serverB"].ipv4, count=2) == 2
+
+
 def test_a_bridge_that_speaks_only_openflow_1_0_gets_one_clear_line(bed):
     old = bed.prefix + "o"
     bed.ovs.vsctl("add-br", old, "--", "set", "bridge", old, "datapath_type=netdev",
