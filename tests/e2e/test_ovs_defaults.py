@@ -62,7 +62,7 @@ def test_a_host_site_b_has_never_seen_is_reached_ping_udp_tcp(bed, family):
 
     assert probed["b"]["neighbour_probes"] > before["b"]["neighbour_probes"]
     punted = probed["b"]["packet_ins"] - before["b"]["packet_ins"]
-    assert 1 <= punted <= 2, punted  # the echoes that came before the answer, no more
+    assert 1 <= punted <= 3, punted  # the echoes that came before the answer, no more
     assert after["a"]["packet_ins"] == before["a"]["packet_ins"]
     assert after["b"]["packet_ins"] == probed["b"]["packet_ins"]  # UDP, TCP: none
     replies = [p for p in cap.packets if (ICMP in p and p[ICMP].type == 0
