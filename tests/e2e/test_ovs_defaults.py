@@ -3,11 +3,15 @@ to change them: the config's OVSDB socket is not this switch's (the README's con
 none, and the default one belongs to the machine's own OVS). In-band control therefore
 stays on, with its hidden flows ahead of table 0, and sggw says so.
 """
+import shlex
+
 import pytest
 from scapy.layers.inet import ICMP, IP
 from scapy.layers.inet6 import ICMPv6EchoReply, IPv6
 from scapy.layers.l2 import Ether
 
+from app import ovs_settings
+from testbed.proc import run
 from testbed.sniff import Sniffer
 from testbed.topology import TwoSites
 
@@ -70,3 +74,13 @@ def test_a_host_site_b_has_never_seen_is_reached_ping_udp_tcp(bed, family):
                or (ICMPv6EchoReply in p and p[IPv6].src == address)]
     assert len(replies) >= 3
     assert all((p[Ether].dst, p[Ether].src) == (host.mac, router.mac) for p in replies)
+
+
+def test_the_command_health_gives_sets_everything_sggw_needs(bed):
+    """Run last: it turns in-band control off on site B."""
+    fix = bed.controller.health()["switches"]["site-b"]["ovs_settings"]["fix"]
+    run(*shlex.split(fix.replace(NO_OVSDB, bed.ovs.db)))  # as the user would, on its OVSDB
+    found = ovs_settings.review(*ovs_settings.read(bed.ovs.db, 0xB), 0xB, 1000, bed.of_port)
+    assert found == []
+    rule = hidden_flow(bed, "b", "in_port=1,arp,arp_op=2,dl_dst=02:b0:00:00:00:02")
+    assert "cookie 0x5367" in rule, rule  # sggw's table 0 now
