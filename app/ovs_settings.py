@@ -135,7 +135,7 @@ def review(bridge, controllers, managers, flow_tables, dp_id, max_flows, of_port
                 "set-controller", name, *(ours or ["tcp:127.0.0.1:%d" % of_port]),
                 auto=False)
     if not _tables_as_wanted(bridge["flow_tables"], flow_tables, max_flows):
-        problem("flow_tables", "not as sggw sets them",
+        problem("flow_tables", "unbounded",
                 "learned tables %s: flow_limit=%d overflow_policy=evict"
                 % (",".join(str(t.id) for t in tables.LEARNED_TABLES), max_flows),
                 "OpenFlow 1.3 cannot bound a table", *table_args(name, max_flows))
@@ -240,7 +240,7 @@ def check(db, dp_id, bridge_name, max_flows, of_port):
             still = {p.setting for p in left}
             fixes = [p for p in fixes if p.setting not in still]
             found = left
-    except ovs_cli.OvsError as exc:
+    except (ovs_cli.OvsError, ValueError, KeyError) as exc:  # unreadable answers too
         return Review(error="cannot check the OVS settings through %s: %s" % (db, exc),
                       command=unchecked_command(db, bridge_name, dp_id, max_flows))
     return Review(problems=found, fixed=fixes,
