@@ -243,6 +243,24 @@ def test_endpoint_reaches_off_subnet_address_without_gateway_route(bed, no_packe
     assert entry and entry[0]["lladdr"] == router.mac
 
 
+def test_sggw_turned_in_band_control_off_so_the_endpoints_arp_reaches_the_pipeline(bed):
+    """The bed's bridges start on OVS's defaults (in-band on); sggw, which reaches OVSDB
+    here and whose controller is local, turned it off. Site B's LOCAL port stays in the
+    switch's own namespace, as on an endpoint, so in-band would take its ARP."""
+    bridge = bed.bridge("b")
+    mac = bed.ovs.vsctl("get", "interface", bridge, "mac_in_use").strip().strip('"')
+    assert bed.ovs.vsctl("get", "bridge", bridge, "other-config:disable-in-band").strip() \
+        == '"true"'
+    for flow in ("in_port=LOCAL,arp,arp_op=1,dl_src=%s" % mac,  # the endpoint asks
+                 "in_port=1,arp,arp_op=2,dl_dst=%s" % mac):  # and hears the answer
+        trace = bed.ovs.appctl("ofproto/trace", bridge, flow)
+        first = next(line for line in trace.splitlines() if line.startswith(" 0. "))
+        assert "cookie 0x5367" in first, trace  # sggw's table 0, not a hidden flow
+    for site in "ab":
+        assert bed.controller.health()["switches"][bed.dp_name(site)]["ovs_settings"] == \
+            {"ok": True}
+
+
 def metric(text, name):
     """The value of sample ``name`` (with its labels) in Prometheus text."""
     values = [float(line.split()[-1]) for line in text.splitlines() if line.startswith(name + " ")]
@@ -330,3 +348,6 @@ def test_controller_restart_loses_no_packet_and_changes_no_flow(bed):
     for site in "ab":
         sync = bed.controller.get("/v1/switches/" + bed.dp_name(site))["last_sync"]
         assert (sync["added"], sync["removed"]) == (0, 0), sync
+    # the OVS settings and the learned state's bounds are found as they were left
+    assert bed.controller.health()["status"] == "ok", bed.controller.health()
+    assert "NOT bounded" not in bed.controller.log()
