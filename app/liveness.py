@@ -25,6 +25,7 @@ class Liveness:
         self.name = name
         self.answering = True
         self.silent_since = None  # time.time() of the first unanswered echo
+        self.on_silent = None  # called once when the switch stops answering
 
     def run(self):
         while not self.channel.closed:
@@ -42,6 +43,8 @@ class Liveness:
             self.answering, self.silent_since = False, time.time()
             LOG.error("%s: the switch does not answer (%s): degraded; changes get 503 "
                       "until it does", self.name, exc)
+            if self.on_silent is not None:
+                self.on_silent()
             return
         if not self.answering:
             LOG.warning("%s: the switch answers again after %.1f s", self.name,

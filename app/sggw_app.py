@@ -119,11 +119,7 @@ class SggwApp(app_manager.RyuApp):
                 return
             if old is not None:  # gone or silent: the newcomer is the switch back
                 old.close()
-            switch = Switch(self.sggw.effective(dp_cfg.name), datapath,
-                            self.sggw.config.ovsdb, cfg.CONF.ofp_tcp_listen_port or 6653)
-            switches[datapath.id] = switch
-            LOG.info("%s: connected (%s)", switch.name, describe_peer(datapath))
-            hub.spawn(switch.start)
+            self._adopt(datapath, dp_cfg)
         elif ev.state == DEAD_DISPATCHER and datapath.id is not None:
             intruders = self.sggw.intruders.get(datapath.id, [])
             if datapath in intruders:
@@ -137,6 +133,38 @@ class SggwApp(app_manager.RyuApp):
                 switch.close()
                 LOG.warning("%s: disconnected (its flows stay; it keeps forwarding)",
                             switch.name)
+                self._promote(datapath.id)
+
+    def _adopt(self, datapath, dp_cfg):
+        """Make ``datapath`` the connection that programs datapath ``dp_cfg``."""
+        switch = Switch(self.sggw.effective(dp_cfg.name), datapath,
+                        self.sggw.config.ovsdb, cfg.CONF.ofp_tcp_listen_port or 6653)
+        switch.liveness.on_silent = lambda: self._owner_silent(switch)
+        self.sggw.switches[datapath.id] = switch
+        LOG.info("%s: connected (%s)", switch.name, describe_peer(datapath))
+        hub.spawn(switch.start)
+
+    def _owner_silent(self, switch):
+        """A silent owner gives way to a connection that waits with its datapath id, as it
+        would had that one connected now (a half-open connection must not keep a live
+        bridge unprogrammed)."""
+        if self._owner(switch.datapath) is switch and self.sggw.intruders.get(
+                switch.datapath.id):
+            del self.sggw.switches[switch.datapath.id]
+            switch.close()
+            self._promote(switch.datapath.id)
+
+    def _promote(self, dp_id):
+        """The newest waiting connection with ``dp_id`` that is still open takes over."""
+        waiting = self.sggw.intruders.get(dp_id, [])
+        while waiting:
+            datapath = waiting.pop()
+            if datapath.is_active:
+                dp_cfg = self.sggw.config.by_dp_id(dp_id)
+                LOG.warning("%s: the connection that programmed it is gone; %s takes over",
+                            dp_cfg.name, describe_peer(datapath))
+                self._adopt(datapath, dp_cfg)
+                return
 
     def _owner(self, datapath):
         """The Switch this connection programs (not one that merely claims its dp_id)."""

@@ -59,6 +59,32 @@ def test_a_second_bridge_with_the_same_datapath_id_is_refused(bed):
     assert bed["hostA"].ping(bed["serverB"].ipv4, count=2) == 2
 
 
+def test_when_the_owner_leaves_the_waiting_bridge_takes_over_and_gives_it_back(bed):
+    """First come, first served, and never a live bridge left unprogrammed: when the
+    connection that programs a datapath goes, the one waiting with its dp_id takes over
+    (as it would had it connected then); when that one goes, the real bridge is back."""
+    real, other = bed.bridge("a"), bed.prefix + "y"
+    before = bed.ovs.static_flows(real)
+    bed.ovs.add_bridge(other, 0xA, bed.of_port)
+    try:
+        wait_for(lambda: health(bed).get("intruders"), 10, what="waiting bridge in health")
+        bed.ovs.vsctl("del-controller", real)
+        wait_for(lambda: "intruders" not in health(bed)
+                 and health(bed)["state"] == "programmed", 15,
+                 what="the waiting bridge programmed")
+        assert bed.ovs.static_flows(other)  # the pipeline (its ports are not site A's)
+        bed.ovs.vsctl("set-controller", real, "tcp:127.0.0.1:%d" % bed.of_port)
+        wait_for(lambda: [i["bridge"] for i in health(bed).get("intruders", [])] == [real],
+                 15, what="the real bridge waiting")
+    finally:
+        bed.ovs.vsctl("set-controller", real, "tcp:127.0.0.1:%d" % bed.of_port)
+        bed.ovs.vsctl("del-br", other)
+    wait_for(lambda: "intruders" not in health(bed) and health(bed)["state"] == "programmed",
+             15, what="the real bridge programmed again")
+    assert bed.ovs.static_flows(real) == before
+    assert bed["hostA"].ping(bed["serverB"].ipv4, count=2) == 2
+
+
 def test_a_stalled_switch_reads_degraded_within_5_s_and_ok_when_it_answers(bed):
     vswitchd = bed.ovs.pids["ovs-vswitchd"]
     os.kill(vswitchd, signal.SIGSTOP)
