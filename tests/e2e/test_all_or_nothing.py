@@ -13,6 +13,7 @@ import tempfile
 import time
 
 import pytest
+import yaml
 
 from flows import tables
 from testbed import faults
@@ -218,4 +219,78 @@ def test_a_failed_step_changes_nothing_and_the_retry_succeeds(bed, other_session
     assert_agree(bed)
     status, answer = change(bed, op)
     assert status in (200, 201, 204), answer
+    assert_agree(bed)
+
+
+# --- case 3: what no longer fits the config is kept, and comes back ------------------------
+
+def restart(bed, cfg=None):
+    """Restart the controller with ``cfg`` (a config dict; default: the bed's own)."""
+    bed.controller.stop()
+    if cfg is None:
+        bed.write_config()
+    else:
+        with open(bed.config_path, "w") as handle:
+            yaml.safe_dump(cfg, handle, sort_keys=False)
+    bed.controller.start().wait_programmed()
+
+
+def test_objects_of_a_removed_datapath_are_kept_and_come_back(bed):
+    rule = {"name": "kept-b", "ipv4_dst": "10.9.0.0/16"}
+    captures_b = "/v1/switches/site-b/captures"
+    assert bed.controller.call("POST", captures_b, rule)[0] == 201
+    cookie = tables.cookie(tables.KIND_CAPTURE)
+    on_b = [f for f in bed.flows("b", tables.CAPTURE.id) if f.cookie & ~0xFFFFFFFF == cookie]
+    assert on_b
+    cfg = bed.config()
+    del cfg["datapaths"]["site-b"]
+    try:
+        restart(bed, cfg)
+        health = bed.controller.health()
+        assert health["status"] == "degraded"
+        assert [(k["switch"], k["kind"], k["name"]) for k in health["kept_not_applied"]] == \
+            [("site-b", "captures", "kept-b")]
+        assert "datapath 'site-b' is not in the config" in health["kept_not_applied"][0]["reason"]
+        assert "kept in the store but not applied" in bed.controller.log()
+        # an unrelated change is saved without losing the kept rule
+        status, body = call(bed, "POST", "", session(bed, "unrelated", "ana1"))
+        assert status == 201, body
+        with open(bed.state_file) as handle:
+            data = json.load(handle)
+        assert [c["name"] for c in data["datapaths"]["site-b"]["captures"]] == ["kept-b"]
+    finally:
+        restart(bed)
+    health = bed.controller.health()
+    assert "kept_not_applied" not in health and health["status"] == "ok", health
+    assert [c["name"] for c in bed.controller.get(captures_b) if c["source"] == "api"] == \
+        ["kept-b"]
+    again = [f for f in bed.flows("b", tables.CAPTURE.id) if f.cookie & ~0xFFFFFFFF == cookie]
+    assert [f.cookie for f in again] == [f.cookie for f in on_b]  # applied again
+    assert bed.controller.call("DELETE", captures_b + "/kept-b")[0] == 204
+    assert call(bed, "DELETE", "/unrelated")[0] == 204
+    assert_agree(bed)
+
+
+# --- case 4: ids stay inside the switch's id layout ---------------------------------------
+
+def test_a_session_next_to_the_highest_id_does_not_collide_with_hook_groups(bed):
+    ensure_state_file(bed)
+    with open(bed.state_file) as handle:
+        data = json.load(handle)
+    top = {"name": "top", "sources": [{"port": bed["hostA"].outside, "direction": "both"}],
+           "filter": None, "destinations": [{"port": bed["ana1"].outside, "vlan": None,
+                                             "eth_dst": None}],
+           "snaplen": None, "rate_limit": None, "id": tables.MAX_SESSION_ID}  # as sggw writes
+    data["datapaths"].setdefault(SITE, {"captures": [], "mirrors": []})["mirrors"] = [top]
+    bed.controller.stop()
+    with open(bed.state_file, "w") as handle:
+        json.dump(data, handle)
+    restart(bed)
+    assert_agree(bed)
+    status, body = call(bed, "POST", "", session(bed, "next", "ana2"))
+    assert status == 201, body  # before: id 65536, whose group is port 0's rx hook group
+    assert stored(bed)["next"]["id"] == 1001
+    assert_agree(bed)
+    for name in ("top", "next"):
+        assert call(bed, "DELETE", "/" + name)[0] == 204
     assert_agree(bed)
