@@ -2,8 +2,10 @@
 
 The Ryu shell (``sggw_app.py``) feeds it switch events; the REST API (``rest.py``) calls
 its operations. A change (create, replace, delete a capture rule or mirror session) is
-checked, applied to the switch (which confirms it), and only then written to the store:
-it either fully happens or nothing changes. Errors are :class:`ApiError` with an HTTP status.
+checked, written to a temporary file, applied to the switch (which confirms it), and only
+then made the store; whichever step fails, the switch is put back and the store keeps its
+old content: it either fully happens or nothing changes. Errors are :class:`ApiError` with
+an HTTP status.
 """
 import heapq
 import ipaddress
@@ -245,21 +247,20 @@ class Sggw:
         temp = self._write(content)
         try:
             switch.apply(new)
+            self.store.commit(temp, content)
         except Rejected as exc:
-            self.store.discard(temp)
             raise ApiError(502, "the switch refused the change (%s): nothing was changed"
                            % exc) from None
         except SwitchError as exc:
-            self.store.discard(temp)
             raise ApiError(503, "switch %s: %s: nothing was changed (the switch is being put "
                            "back as it was; see /v1/health)" % (name, exc)) from None
-        try:
-            self.store.commit(temp, content)
         except StoreError as exc:
             back = "was changed back" if switch.revert(old) \
                 else "is being changed back (see /v1/health)"
             raise ApiError(500, "%s: nothing was changed (the switch %s)" % (exc, back)) \
                 from None
+        finally:
+            self.store.discard(temp)  # renamed away if all went well
 
     def _save(self, content):
         """Save a change that does not touch any switch."""

@@ -222,32 +222,34 @@ class Store:
         self._texts = {k: v for k, v in self._texts.items() if k in alive}
 
     def _write_in_place(self, temp):
-        """Copy ``temp`` into the store file itself (it cannot be renamed over)."""
-        with open(temp, "rb") as handle:
-            new = handle.read()
+        """Copy ``temp`` into the store file itself (it cannot be renamed over). The space
+        is reserved first, so a full disk fails before anything is overwritten."""
+        def failed(exc):
+            return StoreError("cannot write %s in place: %s" % (self.path, exc.strerror))
         try:
+            with open(temp, "rb") as handle:
+                new = handle.read()
             fd = os.open(self.path, os.O_RDWR)
         except OSError as exc:
-            raise StoreError("cannot write %s in place: %s" % (self.path, exc.strerror)) \
-                from None
+            raise failed(exc) from None
         try:
-            old = os.read(fd, max(os.fstat(fd).st_size, 0) + 1)
+            old = os.read(fd, os.fstat(fd).st_size + 1)
             try:
-                os.posix_fallocate(fd, 0, max(len(new), 1))  # no ENOSPC half-way through
+                os.posix_fallocate(fd, 0, max(len(new), 1))
             except OSError as exc:
-                if exc.errno not in (errno.EOPNOTSUPP, errno.EINVAL):
-                    raise StoreError("cannot write %s in place: %s"
-                                     % (self.path, exc.strerror)) from None
+                if exc.errno not in (errno.EOPNOTSUPP, errno.EINVAL):  # else: cannot reserve
+                    raise
             try:
                 _rewrite(fd, new)
-            except OSError as exc:
+            except OSError:
                 try:
                     _rewrite(fd, old)
-                except OSError:
+                except OSError as exc:
                     LOG.critical("%s: half-written and could not be restored: %s",
                                  self.path, exc.strerror)
-                raise StoreError("cannot write %s in place: %s" % (self.path, exc.strerror)) \
-                    from None
+                raise
+        except OSError as exc:
+            raise failed(exc) from None
         finally:
             os.close(fd)
 

@@ -3,9 +3,11 @@
 Changes go through :meth:`Switch.sync` (compare the whole desired state with the switch's
 own dumps: on connect and when ports come or go), :meth:`Switch.apply` (a new datapath
 config from the REST API: only the parts that changed), or :meth:`Switch.forget_port`.
-Flows and groups change in one atomic bundle and meters around it, so the switch ends up
-either fully changed or as it was. All of these block on the switch's answers, so they run
-in their own green thread, one at a time per switch.
+Flows and groups change in one atomic bundle and meters around it; a change that fails
+part-way (refused, or the switch stalls and its answers are lost) is undone by comparing
+the switch's own dumps with the config in force, at once or in the background until the
+switch answers. All of these block on the switch's answers, so they run in their own green
+thread, one at a time per switch.
 """
 import ipaddress
 import logging
@@ -121,7 +123,7 @@ class Switch:
         changes, installed = reconcile.incremental(plan, self.installed)
         try:
             self._send(changes)
-        except SwitchError as exc:
+        except Exception as exc:  # noqa: BLE001 -- whatever stopped it, nothing stays half
             self._restore(exc)
             raise
         self.dp, self.installed = dp, installed

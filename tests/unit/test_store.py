@@ -146,3 +146,15 @@ def test_capture_ids_keep_creation_order_and_are_renumbered_at_the_top(tmp_path)
     # below the top, a new rule goes after every other one
     store.objects = {"site": {"captures": objects[1:], "mirrors": []}}
     assert store.numbered("site", "captures", rule, "capture rule")[1].id == FIRST_API_ID + 3
+
+
+def test_temporary_files_of_a_killed_controller_go_at_the_next_start(tmp_path):
+    cfg = config.loads(yaml.safe_dump(CONFIG))
+    path = tmp_path / "state.json"
+    store = Store(str(path))
+    committed(store, "captures", [made(cfg, "captures", RULE, FIRST_API_ID)])
+    store.write(store.with_changed("site", "captures", []))  # killed before the rename
+    (tmp_path / "other.json").write_text("{}")
+    assert len(list(tmp_path.iterdir())) == 3
+    assert len(Store(str(path)).load(cfg).get("site", "captures")) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["other.json", "state.json"]
