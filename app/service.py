@@ -174,7 +174,7 @@ class Sggw:
                                % (body.get("name"), obj_name), "name")
             if isinstance(body, dict):
                 body = dict(body, name=obj_name)
-            kept = self._kept(name, kind, obj_name)
+            kept = None if self._find(name, kind, obj_name) else self._kept(name, kind, obj_name)
             old = kept or self._api_object(name, kind, obj_name)
             obj = replace(self._parse(name, kind, body, replacing=obj_name), id=old.id)
             self._commit(name, kind, [o for o in self.store.get(name, kind) if o.id != old.id]
