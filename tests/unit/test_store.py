@@ -7,6 +7,7 @@ import pytest
 import yaml
 
 from app import config
+from app.service import Sggw
 from app.store import FIRST_API_ID, IdsExhausted, Store
 from flows import tables
 from flows.capture import MAX_RULE_ID
@@ -158,3 +159,22 @@ def test_temporary_files_of_a_killed_controller_go_at_the_next_start(tmp_path):
     assert len(list(tmp_path.iterdir())) == 3
     assert len(Store(str(path)).load(cfg).get("site", "captures")) == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == ["other.json", "state.json"]
+
+
+def test_a_kept_object_is_in_health_and_can_be_deleted(tmp_path):
+    cfg = config.loads(yaml.safe_dump(CONFIG))
+    path = tmp_path / "state.json"
+    store = Store(str(path))
+    committed(store, "captures", [made(cfg, "captures", dict(RULE, in_port=["lan1"]),
+                                       FIRST_API_ID)])
+    moved = {"datapaths": {"site": {"dp_id": 1, "ports": {"lan": ["lan2"], "wan": "wan0",
+                                                          "tunnel": "tap0"}}}}
+    cfg2 = config.loads(yaml.safe_dump(moved))
+    service = Sggw(cfg2, Store(str(path)).load(cfg2))
+    health = service.health()
+    assert health["status"] == "degraded"
+    assert [(k["switch"], k["kind"], k["name"]) for k in health["kept_not_applied"]] == [
+        ("site", "captures", "to-b")]
+    service.delete("site", "captures", "to-b")  # no switch needed: it is not on one
+    assert "kept_not_applied" not in service.health()
+    assert json.loads(path.read_text())["datapaths"]["site"]["captures"] == []
