@@ -55,6 +55,7 @@ class Switch:
         self.last_sync = {}
         self.path_activity = {}  # learned path -> (packets, when they last changed, first seen)
         self.probes_sent = 0
+        self._repairing = False  # a background repair is under way
         self._probed = {}  # (vid, address) -> monotonic time of the last probe
 
     @property
@@ -109,11 +110,13 @@ class Switch:
         is on its way there."""
         with self.lock:
             self.dp = dp
-            if not self.programmed:
+            if not self.programmed:  # a sync or repair under way takes the new self.dp
+                if self.state == "failed":
+                    self._repair_later(self.error)
                 return False
             try:
                 self._change(dp)
-            except SwitchError:
+            except Exception:  # noqa: BLE001 -- _change has put the repair under way
                 return False
             return True
 
@@ -137,17 +140,25 @@ class Switch:
         LOG.error("%s: change failed (%s): putting the switch back as it was", self.name, exc)
         if isinstance(exc, Rejected) and self._sync():
             return
-        self.state, self.error = "repairing", str(exc)
-        hub.spawn(self._repair)
+        self._repair_later(str(exc))
+
+    def _repair_later(self, reason):
+        self.state, self.error = "repairing", reason
+        if not self._repairing:
+            self._repairing = True
+            hub.spawn(self._repair)
 
     def _repair(self):
         interval = REPAIR_INTERVAL
-        while not self.channel.closed:
-            if self.sync():
-                LOG.info("%s: repaired: the switch holds the saved state again", self.name)
-                return
-            hub.sleep(interval)
-            interval = min(interval * 2, MAX_REPAIR_INTERVAL)
+        try:
+            while not self.channel.closed:
+                if self.sync():
+                    LOG.info("%s: repaired: the switch holds the saved state again", self.name)
+                    return
+                hub.sleep(interval)
+                interval = min(interval * 2, MAX_REPAIR_INTERVAL)
+        finally:
+            self._repairing = False
 
     def _dump(self):
         flows = self.channel.stats(parser.OFPFlowStatsRequest(
