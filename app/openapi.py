@@ -115,12 +115,21 @@ _SCHEMAS = {
             "type": "object", "properties": {
                 "connected": {"type": "boolean"},
                 "state": {"type": "string", "nullable": True,
-                          "enum": ["connecting", "programmed", "failed", None]},
+                          "enum": ["connecting", "programmed", "failed", "repairing", None]},
                 "error": {"type": "string", "nullable": True},
                 "answering": {"type": "boolean", "nullable": True},
                 "learned_tables_bounded": {"type": "boolean", "nullable": True},
                 "ovs_settings": dict(_OVS_SETTINGS, nullable=True),
-                "intruders": {"$ref": "#/components/schemas/Intruders"}}}}}},
+                "intruders": {"$ref": "#/components/schemas/Intruders"}}}},
+        "kept_not_applied": {
+            "type": "array", "description": "REST-made objects kept in the state file that "
+            "the config does not fit now; applied again once it does",
+            "items": {"type": "object", "required": ["switch", "kind", "name", "reason"],
+                      "properties": {"switch": {"type": "string"},
+                                     "kind": {"type": "string",
+                                              "enum": ["captures", "mirrors"]},
+                                     "name": {"type": "string"},
+                                     "reason": {"type": "string"}}}}},
     "Intruders": {
         "type": "array", "description": "other connections claiming this datapath id: "
                                         "left unprogrammed",
@@ -129,7 +138,8 @@ _SCHEMAS = {
     "Switch": {"type": "object", "required": ["name", "dp_id", "connected"], "properties": {
         "name": {"type": "string"}, "dp_id": {"type": "string"},
         "connected": {"type": "boolean"},
-        "state": {"type": "string", "enum": ["connecting", "programmed", "failed"]},
+        "state": {"type": "string",
+                  "enum": ["connecting", "programmed", "failed", "repairing"]},
         "error": {"type": "string", "nullable": True},
         "packet_ins": {"type": "integer"}, "neighbour_probes": {"type": "integer"},
         "learned_tables_bounded": {"type": "boolean"},
@@ -185,11 +195,13 @@ _DESCRIPTIONS = {
     200: "OK", 201: "Created", 204: "Deleted", 400: "Bad input: the field says which",
     401: "A token is configured and the request's bearer token is missing or wrong",
     404: "No such switch or object", 405: "Method not allowed here",
-    409: "Name taken, or the object is defined in the config file",
+    409: "Name taken (also by an object kept in the state file), the object is defined in "
+         "the config file, or every id is in use",
     500: "Internal error (see the controller log), or the REST-made objects could not be "
          "stored: nothing was changed",
     502: "The switch refused the change: nothing was changed",
-    503: "The switch is not connected or not programmed: nothing was changed",
+    503: "The switch is not connected, not programmed, or did not answer: nothing was "
+         "changed (a switch that did not answer is put back as it was)",
 }
 
 

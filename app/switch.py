@@ -3,9 +3,11 @@
 Changes go through :meth:`Switch.sync` (compare the whole desired state with the switch's
 own dumps: on connect and when ports come or go), :meth:`Switch.apply` (a new datapath
 config from the REST API: only the parts that changed), or :meth:`Switch.forget_port`.
-Flows and groups change in one atomic bundle and meters around it, so the switch ends up
-either fully changed or as it was. All of these block on the switch's answers, so they run
-in their own green thread, one at a time per switch.
+Flows and groups change in one atomic bundle and meters around it; a change that fails
+part-way (refused, or the switch stalls and its answers are lost) is undone by comparing
+the switch's own dumps with the config in force, at once or in the background until the
+switch answers. All of these block on the switch's answers, so they run in their own green
+thread, one at a time per switch.
 """
 import logging
 import time
@@ -15,7 +17,7 @@ from ryu.ofproto import ofproto_v1_3 as ofp
 from ryu.ofproto import ofproto_v1_3_parser as parser
 
 from app import ovs_cli, ovs_settings
-from app.channel import Channel, SwitchError
+from app.channel import Channel, Rejected, SwitchError
 from app.liveness import Liveness
 from flows import desired, probes, reconcile, tables
 from flows.ofp import OFPP_LOCAL, delete_flows
@@ -23,6 +25,8 @@ from flows.ports import resolve
 
 LOG = logging.getLogger("sggw.switch")
 PROBE_INTERVAL = 1.0  # seconds between probes for the same address
+REPAIR_INTERVAL = 1.0  # seconds before putting a switch back after a failed change is retried
+MAX_REPAIR_INTERVAL = 30.0  # ... doubling up to this
 
 
 def port_is_up(port):
@@ -54,6 +58,7 @@ class Switch:
         self.last_sync = {}
         self.path_activity = {}  # learned path -> (packets, when they last changed, first seen)
         self.probes_sent = 0
+        self._repairing = False  # a background repair is under way
         self._probed = {}  # (vid, address) -> monotonic time of the last probe
 
     @property
@@ -69,41 +74,96 @@ class Switch:
     def sync(self):
         """Make the switch hold exactly the desired state (compared with its own dumps)."""
         with self.lock:
-            started = time.monotonic()
-            try:
-                if self.state == "connecting":
-                    self.check_ovs()
-                    if self.conntrack:
-                        self._bound_conntrack()
-                self.portmap = resolve(self.dp.ports, {
-                    no: port_name(port) for no, port in self.datapath.ports.items()})
-                plan = desired.plan(self.dp, self.portmap)
-                self._warn_missing()
-                changes, installed = reconcile.from_switch(plan, self._dump())
-                self._send(changes)
-            except SwitchError as exc:
-                self.state, self.error = "failed", str(exc)
-                LOG.error("%s: programming failed, switch left as it was: %s", self.name, exc)
-                return False
-            self.installed = installed
-            self.state, self.error = "programmed", None
-            self._record(changes, started)
-            return True
+            return self._sync()
+
+    def _sync(self):
+        started = time.monotonic()
+        try:
+            if self.state == "connecting":
+                self.check_ovs()
+                if self.conntrack:
+                    self._bound_conntrack()
+            self.portmap = resolve(self.dp.ports, {
+                no: port_name(port) for no, port in self.datapath.ports.items()})
+            plan = desired.plan(self.dp, self.portmap)
+            self._warn_missing()
+            changes, installed = reconcile.from_switch(plan, self._dump())
+            self._send(changes)
+        except SwitchError as exc:
+            self.state, self.error = "failed", str(exc)
+            LOG.error("%s: programming failed, switch left as it was: %s", self.name, exc)
+            return False
+        self.installed = installed
+        self.state, self.error = "programmed", None
+        self._record(changes, started)
+        return True
 
     def apply(self, dp):
         """Put datapath config ``dp`` on the switch, changing only what differs from now.
 
-        Raises SwitchError (the switch is then left as it was) and keeps the old config."""
+        Raises SwitchError and keeps the old config: the switch is then put back to it, at
+        once if it answers, else by a repair in the background (state ``repairing``)."""
         with self.lock:
             if not self.programmed:
                 raise SwitchError("the switch is not programmed yet (%s)"
                                   % (self.error or self.state))
-            started = time.monotonic()
-            plan = desired.plan(dp, self.portmap, self.installed)
-            changes, installed = reconcile.incremental(plan, self.installed)
+            self._change(dp)
+
+    def revert(self, dp):
+        """Put ``dp`` back after a change that must not stay (it could not be saved). Never
+        raises: returns whether the switch holds ``dp`` now; if not, a background repair
+        is on its way there."""
+        with self.lock:
+            self.dp = dp
+            if not self.programmed:  # a sync or repair under way takes the new self.dp
+                if self.state == "failed":
+                    self._repair_later(self.error)
+                return False
+            try:
+                self._change(dp)
+            except Exception:  # noqa: BLE001 -- _change has put the repair under way
+                return False
+            return True
+
+    def _change(self, dp):
+        started = time.monotonic()
+        plan = desired.plan(dp, self.portmap, self.installed)
+        changes, installed = reconcile.incremental(plan, self.installed)
+        try:
             self._send(changes)
-            self.dp, self.installed = dp, installed
-            self._record(changes, started)
+        except Exception as exc:  # noqa: BLE001 -- whatever stopped it, nothing stays half
+            self._restore(exc)
+            raise
+        self.dp, self.installed = dp, installed
+        self._record(changes, started)
+
+    def _restore(self, exc):
+        """After a failed change, make the switch hold ``self.dp`` again. Any step may have
+        taken effect (a meter added, a bundle committed whose answer was lost), so the
+        switch's own dumps are compared: at once if it answered, else (it stalled or went
+        away) in the background until it answers."""
+        LOG.error("%s: change failed (%s): putting the switch back as it was", self.name, exc)
+        if isinstance(exc, Rejected) and self._sync():
+            return
+        self._repair_later(str(exc))
+
+    def _repair_later(self, reason):
+        self.state, self.error = "repairing", reason
+        if not self._repairing:
+            self._repairing = True
+            hub.spawn(self._repair)
+
+    def _repair(self):
+        interval = REPAIR_INTERVAL
+        try:
+            while not self.channel.closed:
+                if self.sync():
+                    LOG.info("%s: repaired: the switch holds the saved state again", self.name)
+                    return
+                hub.sleep(interval)
+                interval = min(interval * 2, MAX_REPAIR_INTERVAL)
+        finally:
+            self._repairing = False
 
     def _dump(self):
         flows = self.channel.stats(parser.OFPFlowStatsRequest(
@@ -115,11 +175,12 @@ class Switch:
 
     def _send(self, changes):
         """Meters first, then flows and groups in one bundle (all or nothing), then meter
-        deletes. If the bundle fails, the meters are put back as they were."""
+        deletes. If the switch refuses the bundle, the meters are put back as they were;
+        if it does not answer, the caller's repair compares with its dumps instead."""
         self.channel.transact(changes.meters_first)
         try:
             self.channel.commit(changes.bundle)
-        except SwitchError:
+        except Rejected:
             try:
                 self.channel.transact(changes.undo_meters)
             except SwitchError as exc:

@@ -132,6 +132,16 @@ class PrivateOvs:
         out = self.ofctl("dump-flows", bridge, "--no-stats", "cookie=%#x/%#x" % (cookie, mask))
         return sorted(line.strip() for line in out.splitlines() if "actions=" in line)
 
+    def groups(self, bridge):
+        """``dump-groups`` of ``bridge``: one sorted line per group."""
+        return sorted(line.strip() for line in self.ofctl("dump-groups", bridge).splitlines()
+                      if "group_id=" in line)
+
+    def meters(self, bridge):
+        """``dump-meters`` of ``bridge``: one line per meter (its bands joined in)."""
+        text = self.ofctl("dump-meters", bridge).split("\n", 1)[-1]
+        return sorted(" ".join(m.split()) for m in re.split(r"\n(?=meter=)", text) if m.strip())
+
     def flush_datapath_cache(self):
         """Forget cached datapath flows, so the next packets run (and learn) afresh."""
         self.appctl("dpctl/del-flows")

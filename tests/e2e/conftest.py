@@ -13,10 +13,13 @@ def pytest_configure(config):
     exit_cleanly_on_sigterm()  # a killed run still tears its beds down
 
 
-def pytest_collection_modifyitems(items):
+def pytest_collection_modifyitems(config, items):
+    soak = "slow" in (config.getoption("markexpr") or "")
     for item in items:
         if "/e2e/" in str(item.fspath):
             item.add_marker(pytest.mark.e2e)
+        if "slow" in item.keywords and not soak:
+            item.add_marker(pytest.mark.skip(reason="slow: run it with -m slow"))
 
 
 @pytest.hookimpl(hookwrapper=True)
