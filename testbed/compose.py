@@ -190,8 +190,9 @@ def main(argv=None):
     if args.command == "build":
         started = time.monotonic()
         made = ensure_base_image()
-        print("base image %s: %s in %.0f s" % (BASE_IMAGE, "made" if made else "cached",
-                                             time.monotonic() - started), file=sys.stderr)
+        print("base image %s: %s in %.0f s" % (
+            BASE_IMAGE, "made" if made else "cached", time.monotonic() - started),
+            file=sys.stderr)
         started = time.monotonic()
         deployment.build()
         print("images built in %.0f s" % (time.monotonic() - started), file=sys.stderr)

@@ -4,6 +4,7 @@ the transparent wire, healing, the endpoint's own traffic, and a controller rest
 Every check looks at real packets (tcpdump in the namespaces) or at what a user sees
 (ping, sockets, the REST API, ``ovs-ofctl dump-flows``).
 """
+import signal
 import subprocess
 import sys
 import time
@@ -292,3 +293,14 @@ def test_controller_restart_loses_no_packet_and_changes_no_flow(bed):
     for site in "ab":
         sync = bed.controller.get("/v1/switches/" + bed.dp_name(site))["last_sync"]
         assert (sync["added"], sync["removed"]) == (0, 0), sync
+
+
+def test_sigterm_stops_the_controller_at_once_with_status_0(bed):
+    # what systemctl stop and docker stop send; a container's PID 1 would ignore it unhandled
+    process = bed.controller.process
+    started = time.monotonic()
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=10) == 0
+    assert time.monotonic() - started < 2
+    bed.controller.start()
+    bed.controller.wait_programmed()
