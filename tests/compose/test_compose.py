@@ -35,7 +35,6 @@ def deployment():
     workdir = tempfile.mkdtemp(prefix="sggw-compose-")
     project = os.environ.get(PROJECT_ENV) or "sggwtest" + secrets.token_hex(3)
     dep = Deployment(project, os.path.join(workdir, "sggw.yaml"))
-    dep.workdir = workdir
     built_here = not dep.built()
     try:
         if built_here:
@@ -52,8 +51,8 @@ def deployment():
 
 @pytest.fixture(scope="module")
 def bed(deployment):
-    with TwoSites(workdir=deployment.workdir, switch=deployment.switch(), analyzers=1,
-                  controller=functools.partial(ContainerController, deployment),
+    with TwoSites(workdir=os.path.dirname(deployment.config), switch=deployment.switch(),
+                  analyzers=1, controller=functools.partial(ContainerController, deployment),
                   extra_config=CONTAINER_PATHS) as two_sites:
         two_sites.warm_up()
         yield two_sites
