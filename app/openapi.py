@@ -129,7 +129,7 @@ _SCHEMAS = {
                                      "kind": {"type": "string",
                                               "enum": ["captures", "mirrors"]},
                                      "name": {"type": "string"},
-                                     "reason": {"type": "string"}}}}},
+                                     "reason": {"type": "string"}}}}}},
     "Intruders": {
         "type": "array", "description": "other connections claiming this datapath id: "
                                         "left unprogrammed",

@@ -13,6 +13,7 @@ a switch) and :class:`app.service.Sggw` (what the REST API works with); the flow
 import gc
 import logging
 import os
+import signal
 import sys
 
 from ryu import cfg
@@ -89,6 +90,10 @@ class SggwApp(app_manager.RyuApp):
             cfg.CONF.set_default(opt, value)
         kwargs["wsgi"].register(RestApi, {API: self.sggw})
         kwargs["wsgi"].register(UnknownPath)
+        # SIGTERM (docker stop, systemctl stop) ends the process like Ctrl-C: ryu-manager
+        # then closes its apps and exits 0. Without a handler, as a container's PID 1 it
+        # would ignore SIGTERM until the SIGKILL comes.
+        signal.signal(signal.SIGTERM, signal.default_int_handler)
         # What exists now (Ryu, eventlet, the config) lives as long as the process: keep it
         # out of every future full garbage collection, whose pause adds to REST latency.
         gc.collect()
