@@ -1,7 +1,6 @@
 """The REST API's HTTP server on the real controller: request smuggling, body limits,
 content types, read timeouts and many idle connections (the limits the README states)."""
 import json
-import os
 import socket
 import time
 
