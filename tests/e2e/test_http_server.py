@@ -82,6 +82,20 @@ def test_conflicting_content_length_and_chunked_is_400_and_nothing_is_processed(
     assert capture_names(bed) == []
 
 
+@pytest.mark.parametrize("framing", [
+    "Transfer-Encoding: gzip", "Transfer-Encoding: chunked\r\nTransfer-Encoding: identity",
+    "Content-Length: 0\r\nContent-Length: %(length)d",
+], ids=["gzip", "two-encodings", "two-lengths"])
+def test_an_ambiguous_body_length_is_400_and_nothing_is_processed(bed, framing):
+    smuggled = request("POST", CAPTURES, json.dumps(
+        {"name": "smuggled", "ipv4_dst": "10.9.2.0/24"}).encode())
+    head = "POST %s HTTP/1.1\r\nHost: sggw\r\nContent-Type: application/json\r\n%s\r\n\r\n" % (
+        CAPTURES, framing % {"length": len(smuggled)})
+    answer = exchange(bed, head.encode() + smuggled)
+    assert answer.startswith(b"HTTP/1.1 400 ") and answer.count(b"HTTP/1.") == 1, answer
+    assert capture_names(bed) == []
+
+
 # --- bodies and content types ---------------------------------------------------------------
 
 @pytest.mark.parametrize("body", [b"[" * 10000 + b"]" * 10000,
