@@ -134,6 +134,17 @@ def test_a_json_content_type_with_a_charset_is_accepted(bed):
     assert bed.controller.call("DELETE", CAPTURES + "/with-charset")[0] == 204
 
 
+def test_a_chunked_body_is_read_whole(bed):
+    body = json.dumps({"name": "chunked", "ipv4_dst": "10.9.7.0/24"}).encode()
+    chunks = b"".join(b"%x\r\n%s\r\n" % (len(part), part) for part in (body[:7], body[7:]))
+    answer = exchange(bed, ("POST %s HTTP/1.1\r\nHost: sggw\r\nContent-Type: application/json"
+                            "\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+                            % CAPTURES).encode() + chunks + b"0\r\n\r\n")
+    assert answer.startswith(b"HTTP/1.1 201 "), answer
+    assert capture_names(bed) == ["chunked"]
+    assert bed.controller.call("DELETE", CAPTURES + "/chunked")[0] == 204
+
+
 # --- read timeouts and idle connections -----------------------------------------------------
 
 def test_silent_half_sent_and_trickling_requests_are_closed_within_the_read_timeout(bed):
