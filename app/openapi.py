@@ -197,6 +197,7 @@ _DESCRIPTIONS = {
     404: "No such switch or object", 405: "Method not allowed here",
     409: "Name taken (also by an object kept in the state file), the object is defined in "
          "the config file, or every id is in use",
+    415: "The body is not sent as Content-Type: application/json",
     500: "Internal error (see the controller log), or the REST-made objects could not be "
          "stored: nothing was changed",
     502: "The switch refused the change: nothing was changed",
@@ -245,7 +246,8 @@ def _collection(kind, item, input_schema):
                                         (401, 404))},
         "post": {"summary": "Create a %s; returns once the switch confirmed it" % kind,
                  "requestBody": dict({"required": True}, **_json(_ref(input_schema))),
-                 "responses": _responses(201, _ref(item), (400, 401, 404, 409, 500, 502, 503))},
+                 "responses": _responses(201, _ref(item),
+                                         (400, 401, 404, 409, 415, 500, 502, 503))},
     }
 
 
@@ -256,7 +258,8 @@ def _item(kind, item, input_schema):
                 "responses": _responses(200, _ref(item), (401, 404))},
         "put": {"summary": "Replace a REST-made %s" % kind,
                 "requestBody": dict({"required": True}, **_json(_ref(input_schema))),
-                "responses": _responses(200, _ref(item), (400, 401, 404, 409, 500, 502, 503))},
+                "responses": _responses(200, _ref(item),
+                                        (400, 401, 404, 409, 415, 500, 502, 503))},
         "delete": {"summary": "Delete a REST-made %s: its flows, groups and meters go" % kind,
                    "responses": _responses(204, None, (401, 404, 409, 500, 502, 503))},
     }
