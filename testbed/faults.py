@@ -16,15 +16,25 @@ def tmpfs(path, size="1m"):
     """A small tmpfs mounted at ``path`` (created if missing)."""
     os.makedirs(path, exist_ok=True)
     run("mount", "-t", "tmpfs", "-o", "size=%s,mode=0755" % size, "sggw-test", path)
+    assert os.path.ismount(path), path
     try:
         yield path
     finally:
         run("umount", "-l", path, check=False)
 
 
+MAX_FILL = 64 << 20  # never fill a file system larger than this (the machine's own disk)
+
+
 @contextlib.contextmanager
 def full(directory):
-    """``directory``'s file system filled up: writing a new file there fails (ENOSPC)."""
+    """``directory``'s file system filled up: writing a new file there fails (ENOSPC).
+    Only a small one (the test's own tmpfs): should that be gone, the disk under it is
+    left alone."""
+    info = os.statvfs(directory)
+    if not os.path.ismount(directory) or info.f_blocks * info.f_frsize > MAX_FILL:
+        raise RuntimeError("refusing to fill %s: not a small file system of its own"
+                           % directory)
     filler = os.path.join(directory, ".filler")
     fd = os.open(filler, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:

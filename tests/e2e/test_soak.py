@@ -2,7 +2,7 @@
 space (issue 9, case 4). Before ids were reused, swap 64 535 gave the new session the
 group of port 1's rx hook and every later create failed with OFPGMFC_GROUP_EXISTS.
 
-Slow (about 40 minutes here), so not in the default run:
+Slow (65 535 swaps took 57 minutes on a busy 2-core machine), so not in the default run:
 ``ip netns exec NS .venv/bin/python -m pytest -m slow tests/e2e/test_soak.py -s``
 (``SGGW_SOAK_SWAPS=N`` for another count)."""
 import http.client
