@@ -46,38 +46,45 @@ def main(argv=None):
         return 130
 
 
-def parser():
+def _common(defaults):
+    """The options every command takes, before or after its name. After the name they default
+    to SUPPRESS (argparse shares action objects between parents, so each parser gets fresh
+    ones) and so leave what the top level parsed alone."""
+    def default(value):
+        return value if defaults else argparse.SUPPRESS
     common = argparse.ArgumentParser(add_help=False)
-    # SUPPRESS: given after the command, they set the value; else the top level's stands
-    common.add_argument("--api", default=argparse.SUPPRESS, metavar="URL",
+    common.add_argument("--api", default=default(None), metavar="URL",
                         help="the REST API (default: SGGW_API, else from the config file, "
                              "else http://127.0.0.1:8080)")
-    common.add_argument("--token", default=argparse.SUPPRESS,
+    common.add_argument("--token", default=default(None),
                         help="bearer token (default: SGGW_TOKEN, else the config file's)")
-    common.add_argument("--config", default=argparse.SUPPRESS, metavar="FILE",
+    common.add_argument("--config", default=default(None), metavar="FILE",
                         help="the controller's YAML, to find the API and token (default: "
                              "SGGW_CONFIG, else %s if readable)" % settings.DEFAULT_CONFIG)
-    common.add_argument("--json", action="store_true", default=argparse.SUPPRESS,
+    common.add_argument("--json", action="store_true", default=default(False),
                         help="print the server's JSON instead of tables")
-    common.add_argument("--timeout", type=float, default=argparse.SUPPRESS, metavar="S",
+    common.add_argument("--timeout", type=float, default=default(30.0), metavar="S",
                         help="seconds to wait for an answer (default 30)")
-    top = _Parser(prog="sggwctl", parents=[common],
+    return common
+
+
+def parser():
+    top = _Parser(prog="sggwctl", parents=[_common(defaults=True)],
                   description="Operate a running sggw controller over its REST API.",
                   epilog="exit status: 0 done, 1 the controller refused, 2 usage, "
                          "3 unreachable, 4 bad or missing token, 5 status: degraded")
-    top.set_defaults(api=None, token=None, config=None, json=False, timeout=30.0)
     commands = top.add_subparsers(title="commands", metavar="COMMAND", required=True,
                                   parser_class=_Parser)
 
-    status = commands.add_parser("status", parents=[common], help="health, and every switch")
+    status = commands.add_parser("status", parents=[_common(defaults=False)], help="health, and every switch")
     status.set_defaults(run=Command.status)
 
-    switches = commands.add_parser("switches", parents=[common],
+    switches = commands.add_parser("switches", parents=[_common(defaults=False)],
                                    help="the switches; with SWITCH, its ports")
     switches.add_argument("switch", nargs="?", metavar="SWITCH")
     switches.set_defaults(run=Command.switches)
 
-    paths = commands.add_parser("paths", parents=[common],
+    paths = commands.add_parser("paths", parents=[_common(defaults=False)],
                                 help="learned reverse paths: list, or flush")
     paths.add_argument("action", nargs="?", choices=["flush"])
     _switch_flag(paths)
@@ -89,20 +96,20 @@ def parser():
     paths.set_defaults(run=Command.paths)
 
     for kind, (noun, *_) in KINDS.items():
-        group = commands.add_parser(kind, parents=[common], help="%ss" % noun)
+        group = commands.add_parser(kind, parents=[_common(defaults=False)], help="%ss" % noun)
         actions = group.add_subparsers(title="actions", metavar="ACTION", required=True,
                                        parser_class=_Parser)
-        listing = actions.add_parser("list", parents=[common], help="every %s" % noun)
+        listing = actions.add_parser("list", parents=[_common(defaults=False)], help="every %s" % noun)
         _switch_flag(listing)
         listing.set_defaults(run=Command.list, kind=kind)
         for action, text in (("show", "one %s, with counters" % noun),
                              ("del", "delete a %s made over REST" % noun)):
-            one = actions.add_parser(action, parents=[common], help=text)
+            one = actions.add_parser(action, parents=[_common(defaults=False)], help=text)
             _switch_flag(one)
             one.add_argument("name", metavar="NAME")
             one.set_defaults(run=getattr(Command, "delete" if action == "del" else action),
                              kind=kind)
-        add = actions.add_parser("add", parents=[common], help="create a %s" % noun)
+        add = actions.add_parser("add", parents=[_common(defaults=False)], help="create a %s" % noun)
         _switch_flag(add)
         add.add_argument("name", nargs="?", metavar="NAME")
         add.add_argument("-f", "--file", metavar="FILE",

@@ -1,4 +1,7 @@
 """Human output: aligned tables in the habit of ``ovs-vsctl``/``fctl`` (``--json`` skips this)."""
+from app.config import IP_PROTOS
+
+PROTO_NAMES = {number: name for name, number in IP_PROTOS.items()}
 
 
 def table(headers, rows):
@@ -109,6 +112,8 @@ def match(obj):
     for key in ("in_port", "vlan", "ipv4_src", "ipv4_dst", "ipv6_src", "ipv6_dst", "ip_proto",
                 "src_port", "dst_port"):
         value = obj.get(key)
+        if key == "ip_proto":
+            value = PROTO_NAMES.get(value, value)
         if value is not None:
             words.append("%s=%s" % (key, ",".join(map(str, value)) if isinstance(value, list)
                                     else value))
