@@ -48,8 +48,8 @@ def main(argv=None):
 
 def _common(defaults):
     """The options every command takes, before or after its name. After the name they default
-    to SUPPRESS (argparse shares action objects between parents, so each parser gets fresh
-    ones) and so leave what the top level parsed alone."""
+    to SUPPRESS, so they leave what the top level parsed alone. (The top level gets its own:
+    parsers share their parents' action objects, defaults included.)"""
     def default(value):
         return value if defaults else argparse.SUPPRESS
     common = argparse.ArgumentParser(add_help=False)
@@ -69,6 +69,7 @@ def _common(defaults):
 
 
 def parser():
+    common = _common(defaults=False)
     top = _Parser(prog="sggwctl", parents=[_common(defaults=True)],
                   description="Operate a running sggw controller over its REST API.",
                   epilog="exit status: 0 done, 1 the controller refused, 2 usage, "
@@ -76,15 +77,15 @@ def parser():
     commands = top.add_subparsers(title="commands", metavar="COMMAND", required=True,
                                   parser_class=_Parser)
 
-    status = commands.add_parser("status", parents=[_common(defaults=False)], help="health, and every switch")
+    status = commands.add_parser("status", parents=[common], help="health, and every switch")
     status.set_defaults(run=Command.status)
 
-    switches = commands.add_parser("switches", parents=[_common(defaults=False)],
+    switches = commands.add_parser("switches", parents=[common],
                                    help="the switches; with SWITCH, its ports")
     switches.add_argument("switch", nargs="?", metavar="SWITCH")
     switches.set_defaults(run=Command.switches)
 
-    paths = commands.add_parser("paths", parents=[_common(defaults=False)],
+    paths = commands.add_parser("paths", parents=[common],
                                 help="learned reverse paths: list, or flush")
     paths.add_argument("action", nargs="?", choices=["flush"])
     _switch_flag(paths)
@@ -96,20 +97,20 @@ def parser():
     paths.set_defaults(run=Command.paths)
 
     for kind, (noun, *_) in KINDS.items():
-        group = commands.add_parser(kind, parents=[_common(defaults=False)], help="%ss" % noun)
+        group = commands.add_parser(kind, parents=[common], help="%ss" % noun)
         actions = group.add_subparsers(title="actions", metavar="ACTION", required=True,
                                        parser_class=_Parser)
-        listing = actions.add_parser("list", parents=[_common(defaults=False)], help="every %s" % noun)
+        listing = actions.add_parser("list", parents=[common], help="every %s" % noun)
         _switch_flag(listing)
         listing.set_defaults(run=Command.list, kind=kind)
         for action, text in (("show", "one %s, with counters" % noun),
                              ("del", "delete a %s made over REST" % noun)):
-            one = actions.add_parser(action, parents=[_common(defaults=False)], help=text)
+            one = actions.add_parser(action, parents=[common], help=text)
             _switch_flag(one)
             one.add_argument("name", metavar="NAME")
             one.set_defaults(run=getattr(Command, "delete" if action == "del" else action),
                              kind=kind)
-        add = actions.add_parser("add", parents=[_common(defaults=False)], help="create a %s" % noun)
+        add = actions.add_parser("add", parents=[common], help="create a %s" % noun)
         _switch_flag(add)
         add.add_argument("name", nargs="?", metavar="NAME")
         add.add_argument("-f", "--file", metavar="FILE",

@@ -90,8 +90,8 @@ def test_switches_lists_them_and_one_switch_its_ports_and_roles(bed):
     listed = rows(ok(bed, "switches"))
     assert [(r["SWITCH"], r["DP_ID"], r["STATE"]) for r in listed] == [
         ("site-a", "0xa", "programmed"), ("site-b", "0xb", "programmed")]
-    ports = {r["NAME"]: (r["PORT_NO"], r["ROLE"], r["UP"]) for r in rows(ok(bed, "switches",
-                                                                              "site-a"))}
+    ports = {r["NAME"]: (r["PORT_NO"], r["ROLE"], r["UP"])
+             for r in rows(ok(bed, "switches", "site-a"))}
     assert ports[bed["hostA"].outside] == ("1", "lan", "yes")
     assert ports[bed["routerA"].outside] == ("2", "wan", "yes")
     assert ports[bed.prefix + "ta"] == ("3", "tunnel", "yes")
@@ -139,7 +139,8 @@ def test_captures_add_from_a_yaml_file_with_a_flag_on_top(bed, tmp_path):
 def test_mirrors_add_from_flags_counts_real_copies_then_del(bed):
     ana1, ana2 = bed["ana1"].outside, bed["ana2"].outside
     ok(bed, "mirrors", "add", "-s", "site-a", "span1", "--source", "lan,both",
-       "--source", "tunnel,rx", "--dest", ana1, "--dest", ana2 + ",vlan=100,eth_dst=02:00:00:00:00:99",
+       "--source", "tunnel,rx", "--dest", ana1,
+       "--dest", ana2 + ",vlan=100,eth_dst=02:00:00:00:00:99",
        "--proto", "icmp", "--snaplen", "128", "--pps", "1000")
     stored = api_get(bed, "/v1/switches/site-a/mirrors/span1")[1]
     assert stored["sources"] == [{"port": "lan", "direction": "both"},
