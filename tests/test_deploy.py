@@ -91,9 +91,9 @@ def test_systemd_accepts_the_unit_without_a_warning(tmp_path):
     sggw = os.path.join(os.path.dirname(sys.executable), "sggw")
     with open(SERVICE) as handle:
         text = handle.read()
-    assert text.count(INSTALLED_SGGW) == 1
+    assert text.count("ExecStart=" + INSTALLED_SGGW) == 1
     copy = tmp_path / "sggw.service"
-    copy.write_text(text.replace(INSTALLED_SGGW, sggw))
+    copy.write_text(text.replace("ExecStart=" + INSTALLED_SGGW, "ExecStart=" + sggw))
     done = subprocess.run(["systemd-analyze", "verify", str(copy)], capture_output=True,
                           text=True, check=False)
     assert (done.returncode, done.stdout + done.stderr) == (0, "")
