@@ -309,3 +309,16 @@ def test_a_write_follows_a_307_and_a_302_is_not_followed_for_a_write(bed, redire
         "captures/moved; only 307 and 308 keep a write's method" % bed.controller.api)
     assert api_get(bed, "/v1/switches/site-a/captures/moved")[0] == 200
     ok(bed, "captures", "del", "-s", "site-a", "moved")
+
+
+def test_status_is_exit_5_while_a_switch_is_away(bed):  # the module's last: site-b goes
+    bed.ovs.vsctl("del-controller", bed.bridge("b"))
+
+    def degraded():
+        done = ctl("status", api=bed.controller.api)
+        return done if done.returncode == 5 else None
+    done = wait_for(degraded, 10, interval=0.5, what="status: degraded")
+    assert done.stderr == ""
+    assert done.stdout.splitlines()[0] == "controller %s: degraded" % bed.controller.api
+    assert {r["SWITCH"]: (r["CONNECTED"], r["STATE"]) for r in rows(done.stdout)} == {
+        "site-a": ("yes", "programmed"), "site-b": ("no", "-")}
