@@ -26,6 +26,14 @@ class _HandBack(urllib.request.HTTPRedirectHandler):
 
 class Client:
     def __init__(self, api, token=None, timeout=30.0):
+        try:
+            parts = urllib.parse.urlsplit(api)
+            valid = parts.scheme in ("http", "https") and parts.hostname and (
+                parts.port or True)
+        except ValueError:  # a port that is no number
+            valid = False
+        if not valid:
+            raise CtlError(USAGE, "bad API URL %s: expected http://HOST:PORT" % api)
         self.api = api.rstrip("/")
         self.token = token
         self.timeout = timeout
@@ -54,8 +62,6 @@ class Client:
             except (urllib.error.URLError, OSError) as err:
                 raise CtlError(UNREACHABLE, "cannot reach the controller at %s: %s"
                                % (url, _reason(err))) from None
-            except ValueError as err:  # a URL urllib cannot use
-                raise CtlError(USAGE, "bad API URL %s: %s" % (url, err)) from None
         raise CtlError(REFUSED, "more than %d redirects, the last to %s" % (MAX_REDIRECTS, url))
 
     def _request(self, method, url, data):
@@ -72,9 +78,13 @@ def _decode(status, headers, raw):
     if status == 204 or not raw:
         return None
     text = raw.decode("utf-8", errors="replace")
-    if headers.get("Content-Type", "").startswith("application/json"):
+    if not headers.get("Content-Type", "").startswith("application/json"):
+        return text
+    try:
         return json.loads(text)
-    return text
+    except ValueError:
+        raise CtlError(REFUSED, "%s: the answer is not the JSON it says it is"
+                       % _status(status)) from None
 
 
 def _status(code):

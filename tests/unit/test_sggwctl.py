@@ -115,3 +115,9 @@ def test_without_any_the_default_and_a_named_config_must_be_readable(tmp_path, m
     assert (err.value.code, err.value.line) == (
         USAGE, "cannot read the API's address from the controller's config: %s: cannot "
                "read: No such file or directory" % (tmp_path / "absent.yaml"))
+
+
+def test_a_bad_api_url_is_a_usage_error_before_anything_is_sent(capsys):
+    assert cli.main(["--api", "http://ctl:port", "--token", "t", "status"]) == USAGE
+    assert capsys.readouterr().err == \
+        "sggwctl: bad API URL http://ctl:port: expected http://HOST:PORT\n"
