@@ -26,13 +26,7 @@ class _HandBack(urllib.request.HTTPRedirectHandler):
 
 class Client:
     def __init__(self, api, token=None, timeout=30.0):
-        try:
-            parts = urllib.parse.urlsplit(api)
-            valid = parts.scheme in ("http", "https") and parts.hostname and (
-                parts.port or True)
-        except ValueError:  # a port that is no number
-            valid = False
-        if not valid:
+        if not _usable(api):
             raise CtlError(USAGE, "bad API URL %s: expected http://HOST:PORT" % api)
         self.api = api.rstrip("/")
         self.token = token
@@ -72,6 +66,15 @@ class Client:
         if self.token:
             request.add_header("Authorization", "Bearer " + self.token)
         return request
+
+
+def _usable(url):
+    try:
+        parts = urllib.parse.urlsplit(url)
+        parts.port  # raises ValueError for a port that is no number
+    except ValueError:
+        return False
+    return parts.scheme in ("http", "https") and bool(parts.hostname)
 
 
 def _decode(status, headers, raw):
