@@ -1,18 +1,18 @@
 """sggwctl, the installed command, against the real controller on the two-site bed: every
 command, what a person reads (tables) and what a script reads (``--json``), and every kind
 of failure as one line with its documented exit status."""
-import http.server
+import contextlib
 import json
 import os
 import re
 import subprocess
 import sys
-import threading
 import time
 
 import pytest
 
-from testbed.proc import free_port, wait_for
+from testbed.controller import ROOT
+from testbed.proc import free_port, stop_child, wait_for
 from testbed.topology import TwoSites
 
 SGGWCTL = os.path.join(os.path.dirname(sys.executable), "sggwctl")
@@ -269,42 +269,28 @@ def test_api_and_token_from_the_environment_or_the_controllers_config(bed):
     assert done.returncode == 0, done.stderr
 
 
-class _Redirector(http.server.BaseHTTPRequestHandler):
-    """A stand-in for a standby controller: every request is redirected to ``target``."""
-
-    target, code = None, 307
-
-    def _redirect(self):
-        self.send_response(self.code)
-        self.send_header("Location", self.target + self.path)
-        self.send_header("Content-Length", "0")
-        self.end_headers()
-
-    do_GET = do_POST = do_PUT = do_DELETE = _redirect
-
-    def log_message(self, *args):
-        pass
+@contextlib.contextmanager
+def redirector(bed, code):
+    """The API of a stand-in standby controller that redirects everything with ``code``."""
+    proc = subprocess.Popen([sys.executable, "-m", "testbed.redirector", bed.controller.api,
+                             str(code)], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    try:
+        yield "http://127.0.0.1:%d" % int(proc.stdout.readline())
+    finally:
+        stop_child(proc)
+        proc.stdout.close()
 
 
-@pytest.fixture
-def redirector(bed):
-    handler = type("Handler", (_Redirector,), {"target": bed.controller.api})
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield handler, "http://127.0.0.1:%d" % server.server_address[1]
-    server.shutdown()
-    server.server_close()
-
-
-def test_a_write_follows_a_307_and_a_302_is_not_followed_for_a_write(bed, redirector):
-    handler, api = redirector
-    done = ctl("captures", "add", "-s", "site-a", "moved", "--ipv4-dst", "10.2.7.0/24", api=api)
+def test_a_write_follows_a_307_and_a_302_is_not_followed_for_a_write(bed):
+    with redirector(bed, 307) as api:
+        done = ctl("captures", "add", "-s", "site-a", "moved", "--ipv4-dst", "10.2.7.0/24",
+                   api=api)
     assert done.returncode == 0, done.stderr
     assert api_get(bed, "/v1/switches/site-a/captures/moved")[1]["ipv4_dst"] == "10.2.7.0/24"
-    handler.code = 302
-    assert ctl("status", api=api).returncode == 0  # a read follows any redirect
-    assert fails(bed, 1, "captures", "del", "-s", "site-a", "moved", api=api) == (
+    with redirector(bed, 302) as api:
+        assert ctl("status", api=api).returncode == 0  # a read follows any redirect
+        line = fails(bed, 1, "captures", "del", "-s", "site-a", "moved", api=api)
+    assert line == (
         "sggwctl: 302 Found: the controller redirected a DELETE to %s/v1/switches/site-a/"
         "captures/moved; only 307 and 308 keep a write's method" % bed.controller.api)
     assert api_get(bed, "/v1/switches/site-a/captures/moved")[0] == 200
