@@ -3,7 +3,8 @@ every request with a redirect (status CODE) to the same path on TARGET.
 
     python -m testbed.redirector TARGET CODE      # prints its port, serves until stopped
 
-A process of its own, so it serves whatever state the test process is in.
+A process of its own: in a pytest process that has imported Ryu (eventlet.wsgi), the name
+``http.server`` is eventlet's green copy, whose server threads never run there.
 """
 import http.server
 import sys
