@@ -5,12 +5,11 @@
 
 The first is ``SGGW_CONFIG=FILE ryu-manager app/sggw_app.py`` without a checkout: the app is
 imported from the installed package, and the ``eventlet.wsgi`` shim (app.eventlet_compat),
-which a development venv loads from a .pth file, is loaded here before Ryu. A SIGTERM (how
-systemd stops a service) ends it as Ctrl-C does: Ryu closes its apps and it exits 0. The
-second is ``python -m app.config FILE``: the same lines, the same exit statuses.
+which a development venv loads from a .pth file, is loaded here before Ryu. (A SIGTERM ends
+it with exit 0: app.sggw_app handles it like Ctrl-C.) The second is
+``python -m app.config FILE``: the same lines, the same exit statuses.
 """
 import os
-import signal
 import sys
 
 from app import eventlet_compat  # noqa: F401 (before anything imports Ryu)
@@ -38,7 +37,6 @@ def main(argv=None):
         print("sggw: %s" % exc, file=sys.stderr)
         return 2
     os.environ["SGGW_CONFIG"] = os.path.abspath(path)  # what app.sggw_app reads
-    signal.signal(signal.SIGTERM, _stop)
     return _ryu(ryu_args + [APP])
 
 
@@ -55,10 +53,6 @@ def _config_flag(args):
         else:
             rest.append(arg)
     return path or None, rest
-
-
-def _stop(signum, frame):
-    raise KeyboardInterrupt  # Ryu's manager closes its apps on it and returns
 
 
 def _ryu(args):
