@@ -692,11 +692,12 @@ def _show(value):
     return repr(value)
 
 
-def main(argv=None):
-    """``python -m app.config FILE``: exit 0 if FILE is valid, else print the error."""
+def main(argv=None, prog="python -m app.config"):
+    """``python -m app.config FILE`` (also ``sggw check-config FILE``): exit 0 if FILE is
+    valid, else print the error."""
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 1:
-        print("usage: python -m app.config sggw.yaml", file=sys.stderr)
+        print("usage: %s sggw.yaml" % prog, file=sys.stderr)
         return 2
     try:
         cfg = load(args[0])

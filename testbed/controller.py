@@ -1,4 +1,5 @@
-"""The sggw controller as a real process: ``ryu-manager app/sggw_app.py``."""
+"""The sggw controller as a real process: ``ryu-manager app/sggw_app.py`` in the checkout,
+or an installed ``sggw --config FILE`` run from outside it."""
 import json
 import os
 import signal
@@ -14,8 +15,9 @@ RYU_MANAGER = os.path.join(os.path.dirname(sys.executable), "ryu-manager")
 
 
 class Controller:
-    def __init__(self, config_path, api_port, log_path, extra_args=(), token=None):
+    def __init__(self, config_path, api_port, log_path, extra_args=(), token=None, sggw=None):
         self.config_path = config_path
+        self.sggw = sggw  # an installed sggw command to run instead of the checkout's app
         self.api = "http://127.0.0.1:%d" % api_port
         self.log_path = log_path
         self.extra_args = list(extra_args)
@@ -23,11 +25,16 @@ class Controller:
         self.process = None
 
     def start(self):
-        env = dict(os.environ, SGGW_CONFIG=self.config_path)
+        if self.sggw is None:
+            argv, cwd = [RYU_MANAGER, "app/sggw_app.py"], ROOT
+            env = dict(os.environ, SGGW_CONFIG=self.config_path)
+        else:  # nothing from the checkout: not its directory, not its environment
+            argv, cwd = [self.sggw, "--config", self.config_path], os.path.dirname(self.log_path)
+            env = {k: v for k, v in os.environ.items()
+                   if k not in ("SGGW_CONFIG", "PYTHONPATH", "VIRTUAL_ENV")}
         with open(self.log_path, "ab") as log:
-            self.process = subprocess.Popen(
-                [RYU_MANAGER, "app/sggw_app.py", *self.extra_args], cwd=ROOT, env=env,
-                stdout=log, stderr=subprocess.STDOUT)
+            self.process = subprocess.Popen([*argv, *self.extra_args], cwd=cwd, env=env,
+                                            stdout=log, stderr=subprocess.STDOUT)
         return self
 
     @property

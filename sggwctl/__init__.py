@@ -1,0 +1,1 @@
+"""sggwctl: the operator's command line over sggw's REST API (``sggwctl --help``)."""
