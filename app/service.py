@@ -103,11 +103,15 @@ class Sggw:
 
     def health(self):
         switches = {name: self.describe_switch(name) for name in self.config.datapaths}
+        remotes = {name: self.switch(name).remote_health if s["connected"] else []
+                   for name, s in switches.items()}
         ok = all(s["connected"] and s["state"] == "programmed"
-                 and s["learned_tables_bounded"] for s in switches.values())
+                 and s["learned_tables_bounded"] for s in switches.values()) \
+            and all(r["state"] == "ok" for found in remotes.values() for r in found)
         return {"status": "ok" if ok else "degraded", "switches": {
-            name: {k: s.get(k) for k in ("connected", "state", "error",
-                                         "learned_tables_bounded")}
+            name: dict({k: s.get(k) for k in ("connected", "state", "error",
+                                              "learned_tables_bounded")},
+                       remote_destinations=remotes[name])
             for name, s in switches.items()}}
 
     def metrics(self):
@@ -373,6 +377,8 @@ def _check_mirror_ports(session, ports):
             raise ApiError(400, "%r %s" % (source.port, what), "sources[%d].port" % i)
         sources.update(found)
     for i, dest in enumerate(session.destinations):
+        if dest.remote:
+            continue  # sggw makes its tunnel port
         number = ports.lookup(dest.port)
         field = "destinations[%d].port" % i
         if number is None:
@@ -402,6 +408,9 @@ def _mirror_counters(switch, sessions):
     packet that reached the session; the meter stands between them and the analyzers."""
     groups = {g.group_id: g for g in switch.channel.stats(
         parser.OFPGroupStatsRequest(None, 0, ofp.OFPG_ALL))}
+    placed = {p.session.id: p for p in switch.placements()}
+    cut = switch.cut_copies() if any(d.remote for s in sessions for d in s.destinations) \
+        else {}
     meters = {m.meter_id: m for m in switch.channel.stats(
         parser.OFPMeterStatsRequest(None, 0, ofp.OFPM_ALL))}
     out = {}
@@ -413,10 +422,13 @@ def _mirror_counters(switch, sessions):
         dropped = sum(b.packet_band_count for b in meter.band_stats) if meter else 0
         dropped_bytes = sum(b.byte_band_count for b in meter.band_stats) if meter else 0
         destinations = {}
-        for dest, bucket in zip(session.destinations, stats.bucket_stats):
-            destinations[str(dest.port)] = {
+        buckets = placed[session.id].destinations if session.id in placed else ()
+        for (dest_id, dest, _), bucket in zip(buckets, stats.bucket_stats):
+            destinations[dest.key] = {
                 "packets": max(bucket.packet_count - dropped, 0),
                 "bytes": max(bucket.byte_count - dropped_bytes, 0)}
+            if dest.remote:
+                destinations[dest.key]["truncated"] = cut.get((session.id, dest_id), 0)
         out[session.id] = {"packets": max(stats.packet_count - dropped, 0),
                            "bytes": max(stats.byte_count - dropped_bytes, 0),
                            "rate_limited": dropped, "destinations": destinations}

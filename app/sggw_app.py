@@ -35,6 +35,7 @@ from flows import tables
 
 LOG = logging.getLogger("sggw")
 CONFIG_ENV = "SGGW_CONFIG"
+REMOTE_CHECK_INTERVAL = 10  # seconds between underlay checks of remote mirror destinations
 
 # Ryu logs every HTTP request at INFO through this logger: keep health polls out of the log.
 logging.getLogger("ryu.lib.hub").setLevel(logging.WARNING)
@@ -73,6 +74,7 @@ class SggwApp(app_manager.RyuApp):
             cfg.CONF.set_default(opt, value)
         kwargs["wsgi"].register(RestApi, {API: self.sggw})
         kwargs["wsgi"].register(UnknownPath)
+        hub.spawn(self._watch_remotes)
         # What exists now (Ryu, eventlet, the config) lives as long as the process: keep it
         # out of every future full garbage collection, whose pause adds to REST latency.
         gc.collect()
@@ -119,6 +121,15 @@ class SggwApp(app_manager.RyuApp):
             hub.spawn(switch.sync)
         elif todo == "forget":
             hub.spawn(switch.forget_port, ev.port_no)
+
+    def _watch_remotes(self):
+        """Health follows the underlay to remote analyzers, and OVS's MACs for them stay
+        fresh (an expired one would cost copies while OVS resolves it again)."""
+        while True:
+            hub.sleep(REMOTE_CHECK_INTERVAL)
+            for switch in list(self.sggw.switches.values()):
+                if switch.programmed:
+                    switch.check_remotes()
 
     # --- replies for Channel -------------------------------------------------------------------
 

@@ -15,14 +15,16 @@ from ryu.lib import hub
 from ryu.ofproto import ofproto_v1_3 as ofp
 from ryu.ofproto import ofproto_v1_3_parser as parser
 
-from app import ovs_cli
+from app import ovs_cli, tunnels
 from app.channel import Channel, SwitchError
-from flows import desired, probes, reconcile, tables
+from flows import desired, probes, reconcile, remote, tables
 from flows.ofp import OFPP_LOCAL, delete_flows
 from flows.ports import resolve
 
 LOG = logging.getLogger("sggw.switch")
 PROBE_INTERVAL = 1.0  # seconds between probes for the same address
+TUNNEL_PORT_WAIT = 5.0  # seconds a new tunnel port may take to reach the switch's port list
+RESOLVE_WAIT = 1.0  # seconds to wait for OVS to learn a remote analyzer's MAC
 
 
 def port_is_up(port):
@@ -52,6 +54,7 @@ class Switch:
         self.path_activity = {}  # learned path -> (packets, when they last changed, first seen)
         self.probes_sent = 0
         self._probed = {}  # (vid, address) -> monotonic time of the last probe
+        self.remote_health = []  # per remote destination: what its copies meet (tunnels.check)
 
     @property
     def name(self):
@@ -70,12 +73,14 @@ class Switch:
             try:
                 if self.state == "connecting":
                     self._bound_tables()
-                self.portmap = resolve(self.dp.ports, {
-                    no: port_name(port) for no, port in self.datapath.ports.items()})
+                self._add_tunnel_ports(self.dp)
+                self.portmap = self._resolve_ports()
                 plan = desired.plan(self.dp, self.portmap)
                 self._warn_missing()
                 changes, installed = reconcile.from_switch(plan, self._dump())
                 self._send(changes)
+                self._remove_tunnel_ports(self.dp)
+                self.check_remotes(self.dp)
             except SwitchError as exc:
                 self.state, self.error = "failed", str(exc)
                 LOG.error("%s: programming failed, switch left as it was: %s", self.name, exc)
@@ -94,11 +99,107 @@ class Switch:
                 raise SwitchError("the switch is not programmed yet (%s)"
                                   % (self.error or self.state))
             started = time.monotonic()
+            if self._add_tunnel_ports(dp):
+                self._wait_tunnel_ports(dp)
+            self.check_remotes(dp)  # before copies flow: the first must find the MAC known
             plan = desired.plan(dp, self.portmap, self.installed)
             changes, installed = reconcile.incremental(plan, self.installed)
             self._send(changes)
             self.dp, self.installed = dp, installed
             self._record(changes, started)
+            self._remove_tunnel_ports(dp)
+
+    # --- remote destinations ------------------------------------------------------------------
+
+    def _resolve_ports(self):
+        return resolve(self.dp.ports, {
+            no: port_name(port) for no, port in self.datapath.ports.items()})
+
+    def _add_tunnel_ports(self, dp):
+        """Create the tunnel ports ``dp``'s remote destinations need; whether any was new."""
+        kinds = _remote_kinds(dp)
+        if not kinds:
+            return False
+        missing = [k for k in kinds if self.portmap is None
+                   or self.portmap.lookup(remote.port_name(dp.dp_id, k)) is None]
+        if missing:
+            try:
+                tunnels.add_ports(self.ovsdb_address, dp.dp_id, missing)
+            except ovs_cli.OvsError as exc:
+                raise SwitchError("could not create tunnel ports: %s" % exc) from None
+        return bool(missing)
+
+    def _wait_tunnel_ports(self, dp):
+        """Wait until the switch reports the new tunnel ports, then look ports up again."""
+        names = {remote.port_name(dp.dp_id, k) for k in _remote_kinds(dp)}
+        deadline = time.monotonic() + TUNNEL_PORT_WAIT
+        while not names <= {port_name(p) for p in self.datapath.ports.values()}:
+            if time.monotonic() > deadline:
+                raise SwitchError("the switch did not report tunnel ports %s"
+                                  % ", ".join(sorted(names)))
+            hub.sleep(0.05)
+        self.portmap = self._resolve_ports()
+
+    def _remove_tunnel_ports(self, dp):
+        needed = _remote_kinds(dp)
+        if not any(self.portmap.lookup(remote.port_name(dp.dp_id, kind)) is not None
+                   for kind in tunnels.KINDS if kind not in needed):
+            return
+        try:
+            gone = tunnels.remove_ports(self.ovsdb_address, dp.dp_id, _remote_kinds(dp))
+        except ovs_cli.OvsError as exc:
+            LOG.error("%s: could not remove unused tunnel ports: %s", self.name, exc)
+            return
+        if gone:
+            LOG.info("%s: removed unused tunnel ports %s", self.name, ", ".join(gone))
+
+    def placements(self):
+        """The sessions as placed on the switch now (flows.mirror.Placed)."""
+        return desired.placements(self.dp, self.portmap, self.installed)
+
+    def cut_copies(self):
+        """{(session id, destination id): remote copies cut to fit the path MTU}."""
+        cookie, mask = tables.kind_cookies(tables.KIND_MIRROR)
+        return remote.cut_counts(self.channel.stats(parser.OFPFlowStatsRequest(
+            None, table_id=tables.MIRROR_TRIM.id, cookie=cookie, cookie_mask=mask)))
+
+    def check_remotes(self, dp=None):
+        """Check the underlay to every remote destination and keep OVS's MAC for it fresh;
+        an unresolved one is probed (OVS then asks for the MAC) and waited for briefly, so
+        the first copies find it resolved."""
+        dp = dp or self.dp
+        found = {}
+        for session in dp.mirrors:
+            for dest in session.destinations:
+                if dest.remote is not None and dest.remote.remote_ip not in found:
+                    found[dest.remote.remote_ip] = self._check_remote(dest.remote)
+        self.remote_health = [
+            dict(found[d.remote.remote_ip], session=s.name, destination=d.key)
+            for s in dp.mirrors for d in s.destinations if d.remote]
+
+    def _check_remote(self, dest):
+        try:
+            status = tunnels.check(self.ovsdb_address, dest.remote_ip)
+            if status["state"] != "unresolved" or not self._probe_remote(dest):
+                return status
+            deadline = time.monotonic() + RESOLVE_WAIT
+            while status["state"] == "unresolved" and time.monotonic() < deadline:
+                hub.sleep(0.05)
+                status = tunnels.check(self.ovsdb_address, dest.remote_ip)
+            return status
+        except ovs_cli.OvsError as exc:
+            return {"state": "unknown", "error": str(exc)}
+
+    def _probe_remote(self, dest):
+        """Send a probe frame into the tunnel port: OVS cannot send it, asks for the MAC."""
+        port = self.portmap.lookup(remote.port_name(self.dp.dp_id, dest.kind))
+        if port is None:
+            return False
+        try:
+            self.channel.send(remote.probe(port, dest))
+        except SwitchError:
+            return False
+        return True
 
     def _dump(self):
         flows = self.channel.stats(parser.OFPFlowStatsRequest(
@@ -251,3 +352,7 @@ class Switch:
 
     def close(self):
         self.channel.close()
+
+
+def _remote_kinds(dp):
+    return sorted({d.remote.kind for m in dp.mirrors for d in m.destinations if d.remote})

@@ -37,7 +37,7 @@ def placements(dp, ports, installed=None):
         if old is not None and old.token[1] is ports and old.token[0].session is session:
             out.append(old.token[0])
         else:
-            out.append(mirror.place(session, ports))
+            out.append(mirror.place(session, ports, dp.dp_id))
     return out
 
 
@@ -49,7 +49,7 @@ def plan(dp, ports, installed=None):
     hooks = pipeline.Hooks(
         rx=frozenset(port for direction, port in hook_map if direction == "rx"),
         tx=frozenset(port for direction, port in hook_map if direction == "tx"),
-        analyzers=frozenset(port for p in placed for port, _ in p.destinations))
+        analyzers=frozenset(port for p in placed for _, _, port in p.destinations))
     parts = {("base",): Planned((dp.local_ip, dp.reverse_path, ports, hooks),
                                 partial(_base, dp, ports, hooks))}
     for rule in dp.capture:
