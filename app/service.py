@@ -409,8 +409,6 @@ def _mirror_counters(switch, sessions):
     groups = {g.group_id: g for g in switch.channel.stats(
         parser.OFPGroupStatsRequest(None, 0, ofp.OFPG_ALL))}
     placed = {p.session.id: p for p in switch.placements()}
-    cut = switch.cut_copies() if any(d.remote for s in sessions for d in s.destinations) \
-        else {}
     meters = {m.meter_id: m for m in switch.channel.stats(
         parser.OFPMeterStatsRequest(None, 0, ofp.OFPM_ALL))}
     out = {}
@@ -423,12 +421,10 @@ def _mirror_counters(switch, sessions):
         dropped_bytes = sum(b.byte_band_count for b in meter.band_stats) if meter else 0
         destinations = {}
         buckets = placed[session.id].destinations if session.id in placed else ()
-        for (dest_id, dest, _), bucket in zip(buckets, stats.bucket_stats):
+        for (_, dest, _), bucket in zip(buckets, stats.bucket_stats):
             destinations[dest.key] = {
                 "packets": max(bucket.packet_count - dropped, 0),
                 "bytes": max(bucket.byte_count - dropped_bytes, 0)}
-            if dest.remote:
-                destinations[dest.key]["truncated"] = cut.get((session.id, dest_id), 0)
         out[session.id] = {"packets": max(stats.packet_count - dropped, 0),
                            "bytes": max(stats.byte_count - dropped_bytes, 0),
                            "rate_limited": dropped, "destinations": destinations}

@@ -157,12 +157,6 @@ class Switch:
         """The sessions as placed on the switch now (flows.mirror.Placed)."""
         return desired.placements(self.dp, self.portmap, self.installed)
 
-    def cut_copies(self):
-        """{(session id, destination id): remote copies cut to fit the path MTU}."""
-        cookie, mask = tables.kind_cookies(tables.KIND_MIRROR)
-        return remote.cut_counts(self.channel.stats(parser.OFPFlowStatsRequest(
-            None, table_id=tables.MIRROR_TRIM.id, cookie=cookie, cookie_mask=mask)))
-
     def check_remotes(self, dp=None):
         """Check the underlay to every remote destination and keep OVS's MAC for it fresh;
         an unresolved one is probed (OVS then asks for the MAC) and waited for briefly, so

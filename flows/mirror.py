@@ -105,8 +105,7 @@ def hook_action(direction, port):
 
 
 def session_flows(placed, ports):
-    """MIRROR (filter, meter, group), MIRROR_OUT (one shaped copy per destination) and, for
-    remote destinations, MIRROR_TRIM."""
+    """MIRROR (filter, meter, group) and MIRROR_OUT (one shaped copy per destination)."""
     session = placed.session
     cookie = tables.cookie(tables.KIND_MIRROR, session.id)
     meter = tables.session_meter(session.id) if session.rate_limit else None
@@ -117,13 +116,10 @@ def session_flows(placed, ports):
     for dest_id, dest, port in placed.destinations:
         selected = match(**{REG_SESSION: session.id, REG_MIRROR_PORT: dest_id})
         if dest.remote:
-            out.append(flow(MIRROR_OUT, 10, selected, remote.copy_actions(
-                port, dest.remote, session.snaplen), cookie=cookie))
-            out += remote.trim_flows(session.id, dest_id, port, dest.remote, session.snaplen,
-                                     cookie)
+            actions = remote.copy_actions(port, dest.remote, session.snaplen)
         else:
-            out.append(flow(MIRROR_OUT, 10, selected, _copy(port, dest, session.snaplen),
-                            cookie=cookie))
+            actions = _copy(port, dest, session.snaplen)
+        out.append(flow(MIRROR_OUT, 10, selected, actions, cookie=cookie))
     return out
 
 

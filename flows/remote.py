@@ -3,20 +3,17 @@
 sggw keeps one flow-based tunnel port per kind (``remote_ip=flow``, ``key=flow``): a copy
 gets its tunnel metadata (destination IP, key, ERSPAN fields) set in an isolated clone and
 is output to that port. OVS sets DF and never fragments, so a copy longer than the
-destination's ``max_len`` would vanish; ``check_pkt_larger`` sorts such copies to a flow of
-their own in ``MIRROR_TRIM`` that cuts them (its counters are the "truncated" count) and a
-session's own snaplen, when it is shorter still, cuts every copy instead.
+destination's ``max_len`` would vanish: every copy is output with that length as its limit
+(``output(port=N,max_len=L)`` cuts before encapsulation), or the session's snaplen if it is
+shorter. (``check_pkt_larger``, which could count the cut copies, is no use here: OVS 3.1
+translates everything after it into both of its branches, also past the clone it sits in,
+and so repeats later copies.)
 """
 from ryu.ofproto import ofproto_v1_3 as ofp
 from ryu.ofproto import ofproto_v1_3_parser as parser
 
 from flows import tables
-from flows.ofp import NXActionCheckPktLarger, flow, isolated, match, output, output_truncated
-from flows.ofp import resubmit, set_field
-from flows.tables import MIRROR_TRIM, REG_CUT, REG_MIRROR_PORT, REG_SESSION
-
-PRIORITY_CUT = 20
-PRIORITY_WHOLE = 10
+from flows.ofp import isolated, output, output_truncated, set_field
 # A frame no analyzer takes for traffic: broadcast, IEEE local experimental EtherType.
 PROBE_FRAME = bytes.fromhex("ffffffffffff" "020000000000" "88b5") + b"sggw underlay probe"
 
@@ -27,22 +24,10 @@ def destination_id(index):
 
 
 def copy_actions(port, remote, snaplen):
-    """MIRROR_OUT's actions for one remote copy (``port``: the tunnel port of its kind)."""
-    if snaplen and snaplen <= remote.max_len:
-        return [isolated(tunnel_fields(remote) + [output_truncated(port, snaplen)])]
-    return [isolated([NXActionCheckPktLarger(remote.max_len, REG_CUT), resubmit(MIRROR_TRIM)])]
-
-
-def trim_flows(session_id, dest_id, port, remote, snaplen, cookie):
-    """MIRROR_TRIM: a copy longer than ``max_len`` is cut to it, any other goes whole."""
-    if snaplen and snaplen <= remote.max_len:
-        return []
-    selected = {REG_SESSION: session_id, REG_MIRROR_PORT: dest_id}
-    fields = tunnel_fields(remote)
-    return [flow(MIRROR_TRIM, PRIORITY_CUT, match(**selected, **{REG_CUT: (1, 1)}),
-                 fields + [output_truncated(port, remote.max_len)], cookie=cookie),
-            flow(MIRROR_TRIM, PRIORITY_WHOLE, match(**selected), fields + [output(port)],
-                 cookie=cookie)]
+    """MIRROR_OUT's actions for one remote copy (``port``: the tunnel port of its kind): cut
+    to the session's snaplen or, if that is longer or unset, to fit the path MTU."""
+    limit = min(snaplen or remote.max_len, remote.max_len)
+    return [isolated(tunnel_fields(remote) + [output_truncated(port, limit)])]
 
 
 def tunnel_fields(remote):
@@ -59,22 +44,6 @@ def tunnel_fields(remote):
     return actions
 
 
-def cut_counts(entries):
-    """{(session id, destination id): copies cut} from MIRROR_TRIM's flow stats."""
-    out = {}
-    for entry in entries:
-        if entry.priority == PRIORITY_CUT:
-            key = (entry.match[REG_SESSION], entry.match[REG_MIRROR_PORT])
-            out[key] = out.get(key, 0) + entry.packet_count
-    return out
-
-
-def port_name(dp_id, kind):
-    """The interface name of datapath ``dp_id``'s tunnel port for ``kind`` (at most 15
-    characters, unique per datapath: interface names are global in an OVS database)."""
-    return "sgw%06x%s" % (dp_id & 0xFFFFFF, kind)
-
-
 def probe(port, remote):
     """A packet-out into tunnel ``port`` toward ``remote``: while OVS does not know the next
     hop's MAC it drops the frame and asks for the MAC (ARP or neighbour solicitation)."""
@@ -82,3 +51,9 @@ def probe(port, remote):
                                in_port=ofp.OFPP_CONTROLLER,
                                actions=tunnel_fields(remote) + [output(port)],
                                data=PROBE_FRAME)
+
+
+def port_name(dp_id, kind):
+    """The interface name of datapath ``dp_id``'s tunnel port for ``kind`` (at most 15
+    characters, unique per datapath: interface names are global in an OVS database)."""
+    return "sgw%06x%s" % (dp_id & 0xFFFFFF, kind)

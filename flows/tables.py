@@ -17,9 +17,8 @@ Mirror sessions hook in at the two places a packet meets a port: first thing in
 bucket per session that sets ``REG_SESSION`` and resubmits to ``MIRROR`` (a rate-limited
 session through ``MIRROR_COPY``, which runs it on an isolated copy of the packet): the
 session's filter, then its meter, then the session's group (one bucket per destination),
-and ``MIRROR_OUT`` outputs (and shapes) each copy; a copy for a remote analyzer goes on
-to ``MIRROR_TRIM``, where one that would not fit the path MTU is cut (and counted) before it
-is encapsulated into sggw's tunnel port of its kind.
+and ``MIRROR_OUT`` outputs (and shapes) each copy; a copy for a remote analyzer is cut to
+fit the path MTU and encapsulated into sggw's tunnel port of its kind.
 (OVS runs a group bucket as an OpenFlow action *set*: only set-field/push actions and one
 output, group or resubmit survive, hence the extra table for the copy.) The lookup tables
 (``REVERSE``, ``MAC``, ``NEIGH``, ``GATEWAY``) hold only flows written by OVS ``learn()``;
@@ -63,11 +62,10 @@ EGRESS = Table(30, "egress", "output to REG_OUT")
 MIRROR_COPY = Table(40, "mirror_copy", "run the session (MIRROR) on an isolated copy")
 MIRROR = Table(41, "mirror", "per session: filter, meter, then the session's group")
 MIRROR_OUT = Table(42, "mirror_out", "one copy per destination: tag, MAC, snaplen, output")
-MIRROR_TRIM = Table(43, "mirror_trim", "a remote copy: cut to fit the path MTU, then tunnel")
 
 PIPELINE = (INGRESS, LOCAL_IN, CAPTURE, CAPTURE_LEARN, L2, FLOOD, TUNNEL_IN, TUNNEL_MISS,
             DELIVER, ARP_PROXY, ARP_REPLY, CT_LOCAL, CT_TUNNEL, REVERSE, MAC, NEIGH, GATEWAY,
-            EGRESS, MIRROR_COPY, MIRROR, MIRROR_OUT, MIRROR_TRIM)
+            EGRESS, MIRROR_COPY, MIRROR, MIRROR_OUT)
 LEARNED_TABLES = tuple(t for t in PIPELINE if t.learned)
 BY_ID = {t.id: t for t in PIPELINE}
 
@@ -77,7 +75,6 @@ REG_FROM_TUNNEL = "reg1"  # 1 when the packet came in on the tunnel port
 REG_SCRATCH = "reg2"  # temporary for swapping ARP addresses
 REG_SESSION = "reg5"  # the mirror session a copy belongs to
 REG_MIRROR_PORT = "reg6"  # the destination of a copy: its port, or REMOTE_BASE + index
-REG_CUT = "reg7"  # bit 0: a remote copy is larger than its path MTU allows
 REMOTE_BASE = 0xFFFF0000  # REG_MIRROR_PORT of a session's remote destination (+ its index)
 
 # Priorities of learned flows (one per table: learned matches never overlap).

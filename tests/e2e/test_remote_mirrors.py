@@ -1,0 +1,174 @@
+"""Mirror copies to a remote analyzer over ERSPAN v1/v2, GRE and VXLAN, on the real switch.
+
+The bed runs in a network namespace of its own, with an underlay bridge whose LOCAL
+interface routes to an analyzer namespace (testbed/underlay.py). The analyzer decodes what
+arrives and compares each copy's inner frame with what really crossed hostA's wire.
+"""
+import contextlib
+import secrets
+import subprocess
+import time
+from collections import Counter
+
+import pytest
+
+from testbed.netns import inside
+from testbed.proc import wait_for
+from testbed.sniff import Sniffer
+from testbed.topology import TwoSites
+from testbed.underlay import (
+    ANALYZER_V4, ANALYZER_V6, SILENT_V4, UNROUTABLE_V4, Underlay, decapsulate)
+
+TOKEN = "remote-mirror-token"
+ENCAPSULATED = "ip proto 47 or ip6 proto 47 or udp port 4789"
+ERSPAN_V1 = {"erspan": {"remote_ip": ANALYZER_V4, "version": 1, "session_id": 7, "index": 5}}
+ERSPAN_V2 = {"erspan": {"remote_ip": ANALYZER_V6, "version": 2, "session_id": 9,
+                        "direction": "egress", "hwid": 3}}
+GRE = {"gre": {"remote_ip": ANALYZER_V6, "key": 1234}}
+VXLAN = {"vxlan": {"remote_ip": ANALYZER_V4, "vni": 5001}}
+OVERHEAD = {  # outer IP header and what the tunnel adds before the copied frame
+    ("erspan", 7): 20 + 8 + 8,  # IPv4, GRE with a sequence number, ERSPAN type II
+    ("erspan", 9): 40 + 8 + 12,  # IPv6, GRE with a sequence number, ERSPAN type III
+    ("gre", 1234): 40 + 8,  # IPv6, GRE with a key
+    ("vxlan", 5001): 20 + 8 + 8,  # IPv4, UDP, VXLAN
+}
+
+
+@pytest.fixture(scope="module")
+def bed():
+    with inside("sg%s-net" % secrets.token_hex(2)), contextlib.ExitStack() as undo:
+        with TwoSites(analyzers=1, token=TOKEN) as two_sites:
+            two_sites.underlay = Underlay(two_sites.ovs, two_sites.prefix).build(undo)
+            two_sites.warm_up()
+            yield two_sites
+
+
+def api(bed, method, path="", body=None):
+    return bed.controller.call(method, "/v1/switches/site-a/mirrors" + path, body)
+
+
+@contextlib.contextmanager
+def session(bed, name, destinations, **options):
+    body = dict(name=name, sources=[{"port": bed["hostA"].outside, "direction": "both"}],
+                destinations=destinations, **options)
+    status, created = api(bed, "POST", "", body)
+    assert status == 201, created
+    try:
+        yield created
+    finally:
+        status, _ = api(bed, "DELETE", "/" + name)
+        assert status in (204, 404)
+
+
+@contextlib.contextmanager
+def watching(bed, bpf):
+    """hostA's wire, the local analyzer and (what arrives at) the remote analyzer."""
+    remote = Sniffer(bed.underlay.analyzer, bpf=ENCAPSULATED, direction="in")
+    local = Sniffer(bed["ana1"].ns, bpf=bpf, direction="in")
+    with remote, local:
+        with Sniffer(bed["hostA"].ns, bpf=bpf) as wire:
+            yield {"wire": wire, "local": local, "remote": remote}
+
+
+def copies(capture):
+    """The remote analyzer's copies grouped by (kind, key): [decoded copy]."""
+    out = {}
+    for packet in capture.packets:
+        found = decapsulate(bytes(packet))
+        if found is not None:
+            out.setdefault((found["kind"], found.get("key", found.get("session_id"))),
+                           []).append(found)
+    return out
+
+
+def frames(items):
+    return Counter(bytes(item) for item in items)
+
+
+def tunnel_ports(bed):
+    return sorted(p for p in bed.ovs.vsctl("list-ports", bed.bridge("a")).split()
+                  if p.startswith("sgw"))
+
+
+def test_every_kind_gets_exactly_one_copy_of_every_packet(bed):
+    host, server = bed["hostA"], bed["serverB"]
+    local = {"port": bed["ana1"].outside}
+    with session(bed, "far", [ERSPAN_V1, ERSPAN_V2, GRE, VXLAN, local]):
+        assert tunnel_ports(bed) == ["sgw00000aerspan", "sgw00000agre", "sgw00000avxlan"]
+        with watching(bed, "icmp or tcp port 5201") as cap:
+            assert host.ping(server.ipv4, count=3, interval=0.1) == 3
+            assert host.ping(bed["routerA"].ipv4, count=2, interval=0.1) == 2
+            iperf(bed, "20K")
+    wire = frames(cap["wire"].packets)
+    assert sum(wire.values()) > 20
+    assert frames(cap["local"].packets) == wire
+    got = copies(cap["remote"])
+    assert sorted(got) == [("erspan", 7), ("erspan", 9), ("gre", 1234), ("vxlan", 5001)]
+    for key, found in got.items():  # full-size frames cut to fit a 1500-byte path MTU
+        limit = 1500 - OVERHEAD[key]
+        assert Counter(c["inner"] for c in found) == Counter(
+            {f[:limit]: n for f, n in wire.items()}), key
+    assert {(c["version"], c["index"]) for c in got["erspan", 7]} == {(1, 5)}
+    assert {(c["version"], c["direction"], c["hwid"]) for c in got["erspan", 9]} == \
+        {(2, "egress", 3)}
+    assert tunnel_ports(bed) == []  # the session is gone, and so are its tunnel ports
+
+
+def iperf(bed, size):
+    """A TCP transfer of ``size`` from hostA to serverB (full-size segments)."""
+    server = bed["serverB"].popen("iperf3", "-s", "-1", "-B", bed["serverB"].ipv4,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for(lambda: "5201" in bed["serverB"].run("ss", "-ltn"), 5, what="iperf3")
+        bed["hostA"].run("iperf3", "-c", bed["serverB"].ipv4, "-n", size, timeout=30)
+    finally:
+        server.wait(timeout=10)
+    time.sleep(1)  # the last segments and resets of the transfer, while everyone listens
+
+
+def test_full_size_copies_are_cut_to_fit_the_path_mtu(bed):
+    with session(bed, "cut", [ERSPAN_V1, dict(VXLAN, vxlan=dict(VXLAN["vxlan"], mtu=1400))]):
+        with watching(bed, "tcp port 5201") as cap:
+            iperf(bed, "200K")  # the original transfer completes untouched
+        time.sleep(1.5)  # OVS pushes group stats about once a second
+        status, body = api(bed, "GET", "/cut")
+    assert status == 200
+    wire = [bytes(p) for p in cap["wire"].packets]
+    assert max(len(f) for f in wire) == 1514
+    got = copies(cap["remote"])
+    for key, mtu, name in ((("erspan", 7), 1500, "erspan:%s/7" % ANALYZER_V4),
+                           (("vxlan", 5001), 1400, "vxlan:%s/5001" % ANALYZER_V4)):
+        limit = mtu - OVERHEAD[key]
+        assert Counter(c["inner"] for c in got[key]) == Counter(f[:limit] for f in wire), key
+        assert body["counters"]["destinations"][name]["packets"] == len(wire), key
+
+
+def test_a_snaplen_still_cuts_remote_copies(bed):
+    with session(bed, "snap", [GRE], snaplen=100):
+        with watching(bed, "icmp") as cap:
+            bed["hostA"].run("ping", "-n", "-c", "2", "-s", "400", bed["serverB"].ipv4)
+    wire = [bytes(p) for p in cap["wire"].packets]
+    assert len(wire) == 4
+    assert sorted(c["inner"] for c in copies(cap["remote"])["gre", 1234]) == \
+        sorted(f[:100] for f in wire)
+
+
+def test_health_names_an_unroutable_or_unresolved_analyzer(bed):
+    status, health = bed.controller.call("GET", "/v1/health")
+    assert health["status"] == "ok"
+    with session(bed, "nowhere", [{"gre": {"remote_ip": UNROUTABLE_V4, "key": 1}},
+                                  {"vxlan": {"remote_ip": SILENT_V4, "vni": 2}}, GRE]), \
+            session(bed, "also-gre", [dict(GRE, gre=dict(GRE["gre"], key=99))]):
+        status, health = bed.controller.call("GET", "/v1/health")
+        assert health["status"] == "degraded"
+        found = {r["destination"]: r for r in
+                 health["switches"]["site-a"]["remote_destinations"]}
+        assert found["gre:%s/1" % UNROUTABLE_V4]["state"] == "unroutable"
+        assert found["vxlan:%s/2" % SILENT_V4]["state"] == "unresolved"
+        ok = found["gre:[%s]/1234" % ANALYZER_V6]
+        assert ok["state"] == "ok" and ok["via"] == bed.underlay.bridge
+        api(bed, "DELETE", "/nowhere")
+        assert tunnel_ports(bed) == ["sgw00000agre"]  # still used by also-gre
+    assert tunnel_ports(bed) == []
+    status, health = bed.controller.call("GET", "/v1/health")
+    assert health["status"] == "ok"
