@@ -129,6 +129,8 @@ _MIRROR = _stored(_MIRROR_INPUT, {
     "type": "object", "required": ["packets", "bytes", "rate_limited", "destinations"],
     "description": "copies delivered (group/bucket counts less the meter's drops)",
     "properties": dict(_COUNTS["properties"], rate_limited={"type": "integer"},
+                       truncated={"type": "integer", "description": "remote copies cut to "
+                                  "fit a path MTU (all remote destinations of the session)"},
                        destinations={"type": "object",
                                      "additionalProperties": _DESTINATION_COUNTS})})
 _SCHEMAS = {

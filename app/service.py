@@ -428,6 +428,9 @@ def _mirror_counters(switch, sessions):
         out[session.id] = {"packets": max(stats.packet_count - dropped, 0),
                            "bytes": max(stats.byte_count - dropped_bytes, 0),
                            "rate_limited": dropped, "destinations": destinations}
+        cut = meters.get(tables.cut_meter(session.id))
+        if cut is not None:
+            out[session.id]["truncated"] = cut.packet_in_count
     return out
 
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import NamedTuple
 
-from flows import capture, mirror, pipeline
+from flows import capture, mirror, pipeline, remote
 
 
 @dataclass(frozen=True)
@@ -86,6 +86,8 @@ def _capture(rule, ports):
 
 def _mirror(placed, ports):
     meters = (mirror.session_meter(placed.session),) if placed.session.rate_limit else ()
+    cut = remote.cut_meter(placed.session)
+    meters += (cut,) if cut is not None else ()
     return Part(flows=tuple(mirror.session_flows(placed, ports)),
                 groups=(mirror.session_group(placed),), meters=meters)
 

@@ -105,7 +105,8 @@ def hook_action(direction, port):
 
 
 def session_flows(placed, ports):
-    """MIRROR (filter, meter, group) and MIRROR_OUT (one shaped copy per destination)."""
+    """MIRROR (filter, meter, group), MIRROR_OUT (one shaped copy per destination) and, for
+    remote destinations, MIRROR_TRIM."""
     session = placed.session
     cookie = tables.cookie(tables.KIND_MIRROR, session.id)
     meter = tables.session_meter(session.id) if session.rate_limit else None
@@ -117,6 +118,8 @@ def session_flows(placed, ports):
         selected = match(**{REG_SESSION: session.id, REG_MIRROR_PORT: dest_id})
         if dest.remote:
             actions = remote.copy_actions(port, dest.remote, session.snaplen)
+            out += remote.trim_flows(session.id, dest_id, port, dest.remote, session.snaplen,
+                                     cookie)
         else:
             actions = _copy(port, dest, session.snaplen)
         out.append(flow(MIRROR_OUT, 10, selected, actions, cookie=cookie))

@@ -198,3 +198,30 @@ ofp.oxm_types.extend([
 ])
 oxm_fields.generate(ofp.__name__)
 
+
+
+class NXActionCheckPktLarger(parser.NXAction):
+    """OVS ``check_pkt_larger(LEN)->REG[OFS]``: 1 in that bit if the frame is longer than
+    LEN bytes, else 0. Ryu 4.34 lacks it (Nicira subtype 49)."""
+
+    _subtype = 49
+    _fmt_str = "!HH"
+
+    def __init__(self, pkt_len, dst, ofs=0, type_=None, len_=None, experimenter=None,
+                 subtype=None):
+        super().__init__()
+        self.pkt_len, self.dst, self.ofs = pkt_len, dst, ofs
+
+    @classmethod
+    def parser(cls, buf):
+        pkt_len, ofs = struct.unpack_from(cls._fmt_str, buf, 0)
+        n, _ = ofp.oxm_parse_header(buf, struct.calcsize(cls._fmt_str))
+        return cls(pkt_len, ofp.oxm_to_user_header(n), ofs)
+
+    def serialize_body(self):
+        data = bytearray(struct.pack(self._fmt_str, self.pkt_len, self.ofs))
+        ofp.oxm_serialize_header(ofp.oxm_from_user_header(self.dst), data, len(data))
+        return bytes(data) + bytes(24 - 10 - len(data))  # the action is 24 bytes long
+
+
+parser.NXAction.register(NXActionCheckPktLarger)

@@ -152,20 +152,29 @@ def is_traffic(packet):
     return ICMP in packet or is_tcp_5201(packet)
 
 
-def test_full_size_copies_are_cut_to_fit_the_path_mtu(bed):
+def test_full_size_copies_are_cut_to_fit_the_path_mtu_and_counted(bed):
     with session(bed, "cut", [ERSPAN_V1, dict(VXLAN, vxlan=dict(VXLAN["vxlan"], mtu=1400))]):
         with watching(bed, "tcp port 5201") as cap:
             transfer(bed, 30000)
-        time.sleep(1.5)  # OVS pushes group stats about once a second
-        status, body = api(bed, "GET", "/cut")
-    assert status == 200
+        status, body = wait_for(lambda: _counted(api(bed, "GET", "/cut")), 5,
+                                what="session counters")
     wire = [bytes(p) for p in cap["wire"].packets]
     assert max(len(f) for f in wire) == 1514
+    cut = 0
     for key, mtu, name in ((("erspan", 7), 1500, "erspan:%s/7" % ANALYZER_V4),
                            (("vxlan", 5001), 1400, "vxlan:%s/5001" % ANALYZER_V4)):
         limit = mtu - OVERHEAD[key]
         assert inner(cap["remote"], key, is_tcp_5201) == Counter(f[:limit] for f in wire), key
         assert body["counters"]["destinations"][name]["packets"] >= len(wire), key
+        cut += sum(len(f) > limit for f in wire)
+    # the session's count of cut copies, over both remote destinations (the transfer is all
+    # that crossed hostA meanwhile that was long enough to be cut)
+    assert body["counters"]["truncated"] == cut > 0
+
+
+def _counted(response):
+    status, body = response
+    return (status, body) if status == 200 and body["counters"]["truncated"] > 0 else None
 
 
 def test_a_snaplen_still_cuts_remote_copies(bed):

@@ -97,9 +97,25 @@ def test_remote_copies_are_addressed_cut_and_sent_through_the_port_of_their_kind
     assert (clone.actions[-1].port, clone.actions[-1].max_len) == (20, 1000)  # snaplen
     gre_out = flows[tables.REMOTE_BASE + 1].instructions[0].actions[0].actions[-1]
     assert (gre_out.port, gre_out.max_len) == (21, 1000)
-    _, _, unlimited = placed(ERSPAN_V1)
-    out = mirror.session_flows(unlimited, ports)[-1].instructions[0].actions[0].actions[-1]
-    assert out.max_len == 1464  # no snaplen: cut to fit the path MTU
+    assert not [f for f in mirror.session_flows(found, ports)
+                if f.table_id == tables.MIRROR_TRIM.id]  # the snaplen cuts every copy
+
+
+def test_without_a_snaplen_copies_too_long_for_the_path_mtu_are_cut_and_counted():
+    dp, ports, found = placed(ERSPAN_V1, snaplen=2000)
+    flows = mirror.session_flows(found, ports)
+    check = [f for f in flows if f.table_id == tables.MIRROR_OUT.id][0]
+    larger, trim = check.instructions[0].actions[0].actions[1:]
+    assert (larger.pkt_len, larger.dst, trim.table_id) == (1464, tables.REG_CUT,
+                                                           tables.MIRROR_TRIM.id)
+    cut, whole = [f for f in flows if f.table_id == tables.MIRROR_TRIM.id]
+    assert cut.match[tables.REG_CUT] == (1, 1)
+    assert cut.instructions[0].meter_id == tables.cut_meter(found.session.id)
+    assert (cut.instructions[1].actions[-1].port, cut.instructions[1].actions[-1].max_len) \
+        == (20, 1464)
+    assert whole.instructions[0].actions[-1].port == 20
+    part = desired.plan(dp, ports)[("mirror", found.session.id)].build()
+    assert [m.meter_id for m in part.meters] == [tables.cut_meter(found.session.id)]
 
 
 def test_without_its_tunnel_port_a_remote_destination_waits():
