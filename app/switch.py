@@ -25,6 +25,7 @@ LOG = logging.getLogger("sggw.switch")
 PROBE_INTERVAL = 1.0  # seconds between probes for the same address
 TUNNEL_PORT_WAIT = 5.0  # seconds a new tunnel port may take to reach the switch's port list
 RESOLVE_WAIT = 1.0  # seconds to wait for OVS to learn a remote analyzer's MAC
+NEIGHBOUR_REFRESH = 300  # seconds between re-setting a remote next hop's MAC (OVS: 900)
 
 
 def port_is_up(port):
@@ -55,6 +56,7 @@ class Switch:
         self.probes_sent = 0
         self._probed = {}  # (vid, address) -> monotonic time of the last probe
         self.remote_health = []  # per remote destination: what its copies meet (tunnels.check)
+        self._refreshed = {}  # (bridge, next hop, MAC) -> monotonic time it was last set
 
     @property
     def name(self):
@@ -174,15 +176,22 @@ class Switch:
     def _check_remote(self, dest):
         try:
             status = tunnels.check(self.ovsdb_address, dest.remote_ip)
-            if status["state"] != "unresolved" or not self._probe_remote(dest):
-                return status
-            deadline = time.monotonic() + RESOLVE_WAIT
-            while status["state"] == "unresolved" and time.monotonic() < deadline:
-                hub.sleep(0.05)
-                status = tunnels.check(self.ovsdb_address, dest.remote_ip)
+            if status["state"] == "unresolved" and self._probe_remote(dest):
+                deadline = time.monotonic() + RESOLVE_WAIT
+                while status["state"] == "unresolved" and time.monotonic() < deadline:
+                    hub.sleep(0.05)
+                    status = tunnels.check(self.ovsdb_address, dest.remote_ip)
+            if status["state"] == "ok":
+                self._refresh_neighbour(status)
             return status
         except ovs_cli.OvsError as exc:
             return {"state": "unknown", "error": str(exc)}
+
+    def _refresh_neighbour(self, status):
+        key, now = (status["via"], status["next_hop"], status["mac"]), time.monotonic()
+        if now - self._refreshed.get(key, -NEIGHBOUR_REFRESH) >= NEIGHBOUR_REFRESH:
+            tunnels.refresh(self.ovsdb_address, status)
+            self._refreshed[key] = now
 
     def _probe_remote(self, dest):
         """Send a probe frame into the tunnel port: OVS cannot send it, asks for the MAC."""

@@ -8,7 +8,8 @@ Underlay: OVS's userspace datapath routes tunnel packets by its own copy of the 
 table, and only through a route whose device is an OVS bridge's own (LOCAL) interface; it
 then needs the next hop's MAC, and drops copies while it resolves it. :func:`check` asks
 OVS (``ovs/route/lookup``, ``tnl/neigh/show``) what a copy to a remote analyzer would meet
-and refreshes a known MAC (``tnl/neigh/set``), so it never ages out under running copies.
+and :func:`refresh` re-sets a known MAC (``tnl/neigh/set``), so it never ages out under
+running copies (OVS 3.1 ages an entry out after 15 minutes).
 """
 import ipaddress
 
@@ -77,8 +78,13 @@ def check(db, remote_ip):
     if mac is None:
         return dict(out, state="unresolved", error="OVS does not know the MAC of %s on %s"
                     % (next_hop, dev))
-    ovs_cli._appctl(db, "tnl/neigh/set", dev, str(next_hop), mac)
     return dict(out, state="ok", mac=mac)
+
+
+def refresh(db, status):
+    """Set the MAC a successful :func:`check` found again, so its age starts anew. (Each
+    set makes OVS revalidate its datapath flows: not something to do every few seconds.)"""
+    ovs_cli._appctl(db, "tnl/neigh/set", status["via"], status["next_hop"], status["mac"])
 
 
 def neighbour(db, bridge, address):
