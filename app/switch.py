@@ -148,7 +148,7 @@ class Switch:
                    for kind in tunnels.KINDS if kind not in needed):
             return
         try:
-            gone = tunnels.remove_ports(self.ovsdb_address, dp.dp_id, _remote_kinds(dp))
+            gone = tunnels.remove_ports(self.ovsdb_address, dp.dp_id, needed)
         except ovs_cli.OvsError as exc:
             LOG.error("%s: could not remove unused tunnel ports: %s", self.name, exc)
             return

@@ -201,6 +201,10 @@ def test_health_names_an_unroutable_or_unresolved_analyzer(bed):
         assert found["vxlan:%s/2" % SILENT_V4]["state"] == "unresolved"
         ok = found["gre:[%s]/1234" % ANALYZER_V6]
         assert ok["state"] == "ok" and ok["via"] == bed.underlay.bridge
+        metrics = bed.controller.call("GET", "/metrics")[1]
+        assert 'sggw_mirror_remote_destination_ok{datapath="site-a",destination="gre:%s/1",' \
+            'session="nowhere"} 0' % UNROUTABLE_V4 in metrics
+        assert 'destination="gre:[%s]/1234",session="nowhere"} 1' % ANALYZER_V6 in metrics
         api(bed, "DELETE", "/nowhere")
         assert tunnel_ports(bed) == ["sgw00000agre"]  # still used by also-gre
     assert tunnel_ports(bed) == []
