@@ -210,3 +210,33 @@ def test_health_names_an_unroutable_or_unresolved_analyzer(bed):
     assert tunnel_ports(bed) == []
     status, health = bed.controller.call("GET", "/v1/health")
     assert health["status"] == "ok"
+
+
+def test_a_bad_remote_destination_is_refused_and_changes_nothing(bed):
+    status, body = api(bed, "POST", "", {
+        "name": "bad", "sources": [{"port": bed["hostA"].outside}],
+        "destinations": [GRE, {"erspan": {"remote_ip": ANALYZER_V4, "version": 1,
+                                          "session_id": 7, "hwid": 3}}]})
+    assert status == 400
+    assert body == {"error": "is an ERSPAN v2 field; version 1 has index",
+                    "field": "destinations[1].erspan.hwid"}
+    assert tunnel_ports(bed) == []
+    assert api(bed, "GET")[1] == []
+
+
+def test_a_controller_restart_keeps_remote_sessions_and_changes_no_flow(bed):
+    with session(bed, "kept", [ERSPAN_V1, ERSPAN_V2, GRE, VXLAN]):
+        before = bed.ovs.static_flows(bed.bridge("a"))
+        bed.controller.stop()
+        bed.controller.start()
+        bed.controller.wait_programmed()
+        sync = bed.controller.get("/v1/switches/site-a")["last_sync"]
+        assert (sync["added"], sync["removed"]) == (0, 0), sync
+        assert bed.ovs.static_flows(bed.bridge("a")) == before
+        assert tunnel_ports(bed) == ["sgw00000aerspan", "sgw00000agre", "sgw00000avxlan"]
+        with watching(bed, "icmp") as cap:
+            assert bed["hostA"].ping(bed["serverB"].ipv4, count=2, interval=0.1) == 2
+        got = copies(cap["remote"])
+        for key in (("erspan", 7), ("erspan", 9), ("gre", 1234), ("vxlan", 5001)):
+            assert inner(cap["remote"], key, is_traffic) == frames(cap["wire"].packets), key
+        assert len(got) == 4

@@ -1,4 +1,5 @@
 """Remote mirror destinations: the config's checks, and the copies' flows."""
+import dataclasses
 import ipaddress
 
 import pytest
@@ -130,3 +131,11 @@ def test_open_vswitch_accepts_remote_copies(tmp_path):
     part = desired.everything(dp, portmap(dp, {**MIRROR_PORT_NAMES, **TUNNEL_PORTS}))
     messages = list(part.meters) + list(part.groups) + list(part.flows)
     assert ovs_decode(messages, tmp_path) == (len(part.flows), [])
+
+
+def test_a_session_reads_back_as_it_was_stored():
+    """The state file keeps sessions as to_dict() shows them: they must parse back equal."""
+    dp = datapath(mirrors=[session(ERSPAN_V1, ERSPAN_V2, GRE, VXLAN, {"port": "mon1"})])
+    stored = dp.mirrors[0]
+    again = config.mirror(stored.to_dict(), None, dp.ports)
+    assert again == dataclasses.replace(stored, id=0)
