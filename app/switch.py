@@ -137,8 +137,12 @@ class Switch:
         deadline = time.monotonic() + TUNNEL_PORT_WAIT
         while not names <= {port_name(p) for p in self.datapath.ports.values()}:
             if time.monotonic() > deadline:
-                raise SwitchError("the switch did not report tunnel ports %s"
-                                  % ", ".join(sorted(names)))
+                try:  # what the old config does not use goes again
+                    tunnels.remove_ports(self.ovsdb_address, dp.dp_id, _remote_kinds(self.dp))
+                except ovs_cli.OvsError as exc:
+                    LOG.error("%s: could not remove tunnel ports: %s", self.name, exc)
+                raise SwitchError("ovs-vswitchd did not add tunnel ports %s (its log says "
+                                  "why)" % ", ".join(sorted(names)))
             hub.sleep(0.05)
         self.portmap = self._resolve_ports()
 

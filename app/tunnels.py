@@ -19,11 +19,18 @@ from app.remote import KINDS
 from flows.remote import port_name
 
 OPTIONS = {
-    "erspan": ("type=erspan", "options:remote_ip=flow", "options:key=flow",
+    "erspan": ("type=erspan", "options:remote_ip=flow", "options:out_key=flow",
                "options:erspan_ver=flow"),
-    "gre": ("type=gre", "options:remote_ip=flow", "options:key=flow"),
-    "vxlan": ("type=vxlan", "options:remote_ip=flow", "options:key=flow"),
+    "gre": ("type=gre", "options:remote_ip=flow", "options:out_key=flow"),
+    "vxlan": ("type=vxlan", "options:remote_ip=flow", "options:out_key=flow"),
 }
+# OVS refuses two tunnel ports that would receive the same packets, also on two bridges:
+# each bridge's ports take (and never see) a key of their own. ERSPAN keys have 10 bits.
+IN_KEY_BITS = {"erspan": 10, "gre": 32, "vxlan": 24}
+
+
+def _in_key(dp_id, kind):
+    return (1 << IN_KEY_BITS[kind]) - 1 - (dp_id % (1 << (IN_KEY_BITS[kind] - 1)))
 
 
 def add_ports(db, dp_id, kinds):
@@ -35,7 +42,7 @@ def add_ports(db, dp_id, kinds):
         name = port_name(dp_id, kind)
         if name not in present:
             args += ["--", "add-port", bridge, name, "--", "set", "Interface", name,
-                     *OPTIONS[kind]]
+                     *OPTIONS[kind], "options:in_key=%d" % _in_key(dp_id, kind)]
     if args:
         ovs_cli._vsctl(db, *args)
     return bridge

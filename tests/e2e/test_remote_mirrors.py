@@ -240,3 +240,21 @@ def test_a_controller_restart_keeps_remote_sessions_and_changes_no_flow(bed):
         for key in (("erspan", 7), ("erspan", 9), ("gre", 1234), ("vxlan", 5001)):
             assert inner(cap["remote"], key, is_traffic) == frames(cap["wire"].packets), key
         assert len(got) == 4
+
+
+def test_two_bridges_of_one_switch_each_send_their_copies(bed):
+    """Each bridge has tunnel ports of its own (OVS refuses two with the same options)."""
+    server = bed["serverB"]
+    body = {"name": "b-side", "sources": [{"port": server.outside, "direction": "both"}],
+            "destinations": [dict(GRE, gre=dict(GRE["gre"], key=77))]}
+    status, created = bed.controller.call("POST", "/v1/switches/site-b/mirrors", body)
+    assert status == 201, created
+    try:
+        with session(bed, "a-side", [GRE]), watching(bed, "icmp") as cap:
+            assert bed["hostA"].ping(server.ipv4, count=2, interval=0.1) == 2
+    finally:
+        bed.controller.call("DELETE", "/v1/switches/site-b/mirrors/b-side")
+    got = copies(cap["remote"])
+    wire = frames(cap["wire"].packets)  # hostA's frames; serverB sees them re-addressed
+    assert inner(cap["remote"], ("gre", 1234), is_traffic) == wire
+    assert sum(1 for c in got["gre", 77] if is_traffic(Ether(c["inner"]))) == 4
