@@ -1,6 +1,6 @@
 """sggw's tunnel ports and the underlay they send remote mirror copies through.
 
-Ports: one flow-based port per kind (``remote_ip=flow``, ``key=flow``) on each bridge that
+Ports: one flow-based port per kind (``remote_ip=flow``, ``out_key=flow``) on each bridge that
 has remote destinations, named by :func:`flows.remote.port_name`; created through OVSDB
 before flows use them and removed when no session does.
 

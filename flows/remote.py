@@ -1,6 +1,6 @@
 """Copies for remote analyzers: cut to fit the path MTU, then encapsulated by OVS.
 
-sggw keeps one flow-based tunnel port per kind (``remote_ip=flow``, ``key=flow``): a copy
+sggw keeps one flow-based tunnel port per kind (``remote_ip=flow``, ``out_key=flow``): a copy
 gets its tunnel metadata (destination IP, key, ERSPAN fields) set in an isolated clone and
 is output to that port. OVS sets DF and never fragments, so a copy longer than the
 destination's ``max_len`` would vanish. ``check_pkt_larger`` sorts the longer copies to a
