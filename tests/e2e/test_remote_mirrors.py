@@ -15,6 +15,7 @@ import pytest
 from scapy.layers.inet import ICMP, TCP
 from scapy.layers.l2 import Ether
 
+from tests.e2e.test_mirrors import api, both, frames, session
 from testbed.netns import inside
 from testbed.proc import wait_for
 from testbed.sniff import Sniffer
@@ -46,23 +47,6 @@ def bed():
             yield two_sites
 
 
-def api(bed, method, path="", body=None):
-    return bed.controller.call(method, "/v1/switches/site-a/mirrors" + path, body)
-
-
-@contextlib.contextmanager
-def session(bed, name, destinations, **options):
-    body = dict(name=name, sources=[{"port": bed["hostA"].outside, "direction": "both"}],
-                destinations=destinations, **options)
-    status, created = api(bed, "POST", "", body)
-    assert status == 201, created
-    try:
-        yield created
-    finally:
-        status, _ = api(bed, "DELETE", "/" + name)
-        assert status in (204, 404)
-
-
 @contextlib.contextmanager
 def watching(bed, bpf):
     """hostA's wire, the local analyzer and (what arrives at) the remote analyzer."""
@@ -84,10 +68,6 @@ def copies(capture):
     return out
 
 
-def frames(items):
-    return Counter(bytes(item) for item in items)
-
-
 def tunnel_ports(bed):
     return sorted(p for p in bed.ovs.vsctl("list-ports", bed.bridge("a")).split()
                   if p.startswith("sgw"))
@@ -96,7 +76,7 @@ def tunnel_ports(bed):
 def test_every_kind_gets_exactly_one_copy_of_every_packet(bed):
     host, server = bed["hostA"], bed["serverB"]
     local = {"port": bed["ana1"].outside}
-    with session(bed, "far", [ERSPAN_V1, ERSPAN_V2, GRE, VXLAN, local]):
+    with session(bed, "far", both(bed), [ERSPAN_V1, ERSPAN_V2, GRE, VXLAN, local]):
         assert tunnel_ports(bed) == ["sgw00000aerspan", "sgw00000agre", "sgw00000avxlan"]
         with watching(bed, "icmp or tcp port 5201") as cap:
             assert host.ping(server.ipv4, count=3, interval=0.1) == 3
@@ -153,7 +133,8 @@ def is_traffic(packet):
 
 
 def test_full_size_copies_are_cut_to_fit_the_path_mtu_and_counted(bed):
-    with session(bed, "cut", [ERSPAN_V1, dict(VXLAN, vxlan=dict(VXLAN["vxlan"], mtu=1400))]):
+    small_mtu = dict(VXLAN, vxlan=dict(VXLAN["vxlan"], mtu=1400))
+    with session(bed, "cut", both(bed), [ERSPAN_V1, small_mtu]):
         with watching(bed, "tcp port 5201") as cap:
             transfer(bed, 30000)
         status, body = wait_for(lambda: _counted(api(bed, "GET", "/cut")), 5,
@@ -178,7 +159,7 @@ def _counted(response):
 
 
 def test_a_snaplen_still_cuts_remote_copies(bed):
-    with session(bed, "snap", [GRE], snaplen=100):
+    with session(bed, "snap", both(bed), [GRE], snaplen=100):
         with watching(bed, "icmp") as cap:
             bed["hostA"].run("ping", "-n", "-c", "2", "-s", "400", bed["serverB"].ipv4)
     wire = [bytes(p) for p in cap["wire"].packets]
@@ -190,9 +171,10 @@ def test_a_snaplen_still_cuts_remote_copies(bed):
 def test_health_names_an_unroutable_or_unresolved_analyzer(bed):
     status, health = bed.controller.call("GET", "/v1/health")
     assert health["status"] == "ok"
-    with session(bed, "nowhere", [{"gre": {"remote_ip": UNROUTABLE_V4, "key": 1}},
-                                  {"vxlan": {"remote_ip": SILENT_V4, "vni": 2}}, GRE]), \
-            session(bed, "also-gre", [dict(GRE, gre=dict(GRE["gre"], key=99))]):
+    nowhere = [{"gre": {"remote_ip": UNROUTABLE_V4, "key": 1}},
+               {"vxlan": {"remote_ip": SILENT_V4, "vni": 2}}, GRE]
+    with session(bed, "nowhere", both(bed), nowhere), \
+            session(bed, "also-gre", both(bed), [dict(GRE, gre=dict(GRE["gre"], key=99))]):
         status, health = bed.controller.call("GET", "/v1/health")
         assert health["status"] == "degraded"
         found = {r["destination"]: r for r in
@@ -225,7 +207,7 @@ def test_a_bad_remote_destination_is_refused_and_changes_nothing(bed):
 
 
 def test_a_controller_restart_keeps_remote_sessions_and_changes_no_flow(bed):
-    with session(bed, "kept", [ERSPAN_V1, ERSPAN_V2, GRE, VXLAN]):
+    with session(bed, "kept", both(bed), [ERSPAN_V1, ERSPAN_V2, GRE, VXLAN]):
         before = bed.ovs.static_flows(bed.bridge("a"))
         bed.controller.stop()
         bed.controller.start()
@@ -250,7 +232,7 @@ def test_two_bridges_of_one_switch_each_send_their_copies(bed):
     status, created = bed.controller.call("POST", "/v1/switches/site-b/mirrors", body)
     assert status == 201, created
     try:
-        with session(bed, "a-side", [GRE]), watching(bed, "icmp") as cap:
+        with session(bed, "a-side", both(bed), [GRE]), watching(bed, "icmp") as cap:
             assert bed["hostA"].ping(server.ipv4, count=2, interval=0.1) == 2
     finally:
         bed.controller.call("DELETE", "/v1/switches/site-b/mirrors/b-side")
