@@ -29,6 +29,8 @@ def render_metrics(sggw):
     connected = _Family("sggw_switch_connected", "gauge", "1 if the switch is connected.")
     programmed = _Family("sggw_switch_programmed", "gauge",
                          "1 if the switch holds the full pipeline.")
+    answering = _Family("sggw_switch_answering", "gauge",
+                        "1 if the switch answered its last echo request.")
     packet_ins = _Family("sggw_packet_ins_total", "counter",
                          "Packet-ins received (only unknown-neighbour probes cause any).")
     probes = _Family("sggw_neighbour_probes_total", "counter", "ARP/ND probes sent.")
@@ -45,16 +47,19 @@ def render_metrics(sggw):
                         "Remote copies a session cut to fit the path MTU.")
     remote_ok = _Family("sggw_mirror_remote_destination_ok", "gauge",
                         "1 if OVS can route a remote destination's copies and knows the MAC.")
-    families = [connected, programmed, packet_ins, probes, unknown, learned, copies,
+    families = [connected, programmed, answering, packet_ins, probes, unknown, learned, copies,
                 copy_bytes, limited, truncated, remote_ok]
     for name, dp_cfg in sggw.config.datapaths.items():
         switch = sggw.switches.get(dp_cfg.dp_id)
         connected.add(int(switch is not None), datapath=name)
         programmed.add(int(switch is not None and switch.state == "programmed"), datapath=name)
         packet_ins.add(sggw.packet_ins.get(dp_cfg.dp_id, 0), datapath=name)
+        answering.add(int(switch is not None and switch.answering), datapath=name)
         if switch is None:
             continue
         probes.add(switch.probes_sent, datapath=name)
+        if not switch.answering:  # its counters would only time out
+            continue
         try:
             counts = {t.table_id: t.active_count for t in switch.channel.stats(
                 parser.OFPTableStatsRequest(None, 0))}

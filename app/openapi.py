@@ -133,6 +133,14 @@ _MIRROR = _stored(_MIRROR_INPUT, {
                                   "fit a path MTU (all remote destinations of the session)"},
                        destinations={"type": "object",
                                      "additionalProperties": _DESTINATION_COUNTS})})
+_OVS_SETTINGS = {
+    "type": "object", "required": ["ok"],
+    "description": "the OVS settings sggw depends on, as last checked through OVSDB",
+    "properties": {
+        "ok": {"type": "boolean"},
+        "error": {"type": "string", "description": "why they could not be checked"},
+        "problems": {"type": "array", "items": {"type": "string"}},
+        "fix": {"type": "string", "description": "the ovs-vsctl command that fixes them"}}}
 _SCHEMAS = {
     "Error": {"type": "object", "additionalProperties": False, "required": ["error", "field"],
               "properties": {"error": {"type": "string"},
@@ -141,13 +149,28 @@ _SCHEMAS = {
     "Health": {"type": "object", "required": ["status", "switches"], "properties": {
         "status": {"type": "string", "enum": ["ok", "degraded"]},
         "switches": {"type": "object", "additionalProperties": {
-            "type": "object", "properties": {"remote_destinations": {
-                "type": "array", "description": "what copies to each remote analyzer meet "
-                "in the underlay: state ok, unroutable, unresolved or unknown",
-                "items": {"type": "object", "required": ["session", "destination", "state"],
-                          "properties": {k: {"type": "string"} for k in (
-                              "session", "destination", "state", "error", "via", "source",
-                              "next_hop", "mac")}}}}}}}},
+            "type": "object", "properties": {
+                "connected": {"type": "boolean"},
+                "state": {"type": "string", "nullable": True,
+                          "enum": ["connecting", "programmed", "failed", None]},
+                "error": {"type": "string", "nullable": True},
+                "answering": {"type": "boolean", "nullable": True},
+                "learned_tables_bounded": {"type": "boolean", "nullable": True},
+                "ovs_settings": dict(_OVS_SETTINGS, nullable=True),
+                "intruders": {"$ref": "#/components/schemas/Intruders"},
+                "remote_destinations": {
+                    "type": "array", "description": "what copies to each remote analyzer "
+                    "meet in the underlay: state ok, unroutable, unresolved or unknown",
+                    "items": {"type": "object",
+                              "required": ["session", "destination", "state"],
+                              "properties": {k: {"type": "string"} for k in (
+                                  "session", "destination", "state", "error", "via",
+                                  "source", "next_hop", "mac")}}}}}}}},
+    "Intruders": {
+        "type": "array", "description": "other connections claiming this datapath id: "
+                                        "left unprogrammed",
+        "items": {"type": "object", "properties": {
+            "address": {"type": "string"}, "bridge": {"type": "string", "nullable": True}}}},
     "Switch": {"type": "object", "required": ["name", "dp_id", "connected"], "properties": {
         "name": {"type": "string"}, "dp_id": {"type": "string"},
         "connected": {"type": "boolean"},
@@ -155,6 +178,9 @@ _SCHEMAS = {
         "error": {"type": "string", "nullable": True},
         "packet_ins": {"type": "integer"}, "neighbour_probes": {"type": "integer"},
         "learned_tables_bounded": {"type": "boolean"},
+        "answering": {"type": "boolean"},
+        "ovs_settings": _OVS_SETTINGS,
+        "intruders": {"$ref": "#/components/schemas/Intruders"},
         "ports": {"type": "array", "items": {
             "type": "object", "required": ["port_no", "name", "role", "up"], "properties": {
                 "port_no": {"type": "integer"}, "name": {"type": "string"},

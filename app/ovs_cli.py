@@ -1,9 +1,7 @@
 """The switch's local management interfaces, through the tools operators know.
 
-* OVSDB (``ovs-vsctl``): names for every table and a size bound for the learned ones
-  (OpenFlow 1.3 cannot bound a table: OVS keeps ``flow_limit`` with
-  ``overflow_policy=evict`` in the bridge's Flow_Table rows); for the conntrack mode, the
-  zone's timeout policy.
+* OVSDB (``ovs-vsctl``): the bridge settings sggw depends on (read and fixed by
+  :mod:`app.ovs_settings`); for the conntrack mode, the zone's timeout policy.
 * ovs-vswitchd's control socket (``ovs-appctl``), for the conntrack mode: the zone's limit,
   and listing or flushing its connections. The socket is looked up next to the OVSDB socket
   (``unix:/var/run/openvswitch/db.sock``: ``ovs-vswitchd.ctl`` or ``ovs-vswitchd.PID.ctl``).
@@ -13,7 +11,6 @@ import re
 import subprocess
 
 from app.config import IP_PROTOS
-from flows import tables
 
 TIMEOUT = 10
 
@@ -35,7 +32,7 @@ def _tool(argv):
     return done.stdout.strip()
 
 
-def _vsctl(db, *args):
+def vsctl(db, *args):
     return _tool(["ovs-vsctl", "--db=" + db, "--timeout=%d" % TIMEOUT, *args])
 
 
@@ -56,43 +53,48 @@ def _appctl(db, *args):
 
 def bridge(db, dp_id):
     """(name, datapath type) of the bridge with ``dp_id``."""
-    found = _vsctl(db, "--bare", "--columns=name,datapath_type", "find", "Bridge",
-                   "datapath_id=%016x" % dp_id).split()
+    found = vsctl(db, "--bare", "--columns=name,datapath_type", "find", "Bridge",
+                  "datapath_id=%016x" % dp_id).split()
     if not found:
         raise OvsError("no bridge with datapath_id %016x in %s" % (dp_id, db))
     return found[0], (found[1] if len(found) > 1 else "system")
 
 
-def configure_tables(db, dp_id, learned_limit):
-    """Name every pipeline table; bound each learned table to ``learned_limit`` flows."""
-    name, _ = bridge(db, dp_id)
-    args = []
-    for table in tables.PIPELINE:
-        row = ["--id=@t%d" % table.id, "create", "Flow_Table", "name=" + table.name]
-        if table.learned:
-            row += ["flow_limit=%d" % learned_limit, "overflow_policy=evict"]
-        args += row + ["--"]
-    args += ["set", "Bridge", name] + [
-        "flow_tables:%d=@t%d" % (table.id, table.id) for table in tables.PIPELINE]
-    _vsctl(db, *args)
-    return name
-
-
 def configure_conntrack(db, dp_id, zone, idle, fin_idle, limit):
-    """The zone's timeouts (idle, and after TCP FIN/RST) and its connection limit."""
+    """The zone's timeouts (idle, and after TCP FIN/RST) and its connection limit.
+
+    The policy is written only when it differs, in one transaction that points the zone at
+    a new policy row (``add-zone-tp`` refuses a zone that exists, and a delete and add in
+    one call is refused as a whole)."""
     _, dp_type = bridge(db, dp_id)
-    if not _vsctl(db, "--bare", "--columns=datapaths", "list", "Open_vSwitch").count(dp_type):
-        _vsctl(db, "--", "--id=@dp", "create", "Datapath", "datapath_version=0", "--",
-               "set", "Open_vSwitch", ".", "datapaths:%s=@dp" % dp_type)
     closing = max(fin_idle, 1)
     policy = {"udp_first": idle, "udp_single": idle, "udp_multiple": idle, "icmp_first": idle,
               "icmp_reply": idle, "tcp_established": idle, "tcp_fin_wait": closing,
               "tcp_close_wait": closing, "tcp_last_ack": closing, "tcp_time_wait": closing,
               "tcp_close": closing}
-    _vsctl(db, "--", "--if-exists", "del-zone-tp", dp_type, "zone=%d" % zone,  # one transaction
-           "--", "add-zone-tp", dp_type, "zone=%d" % zone,
-           *("%s=%d" % item for item in sorted(policy.items())))
+    row = vsctl(db, "--if-exists", "get", "Open_vSwitch", ".", "datapaths:" + dp_type)
+    if not row or zone_policy(db, dp_type, zone) != policy:
+        args = ["--", "--id=@tp", "create", "CT_Timeout_Policy",
+                *("timeouts:%s=%d" % item for item in sorted(policy.items())),
+                "--", "--id=@z", "create", "CT_Zone", "timeout_policy=@tp", "--"]
+        if row:
+            args += ["set", "Datapath", row, "ct_zones:%d=@z" % zone]
+        else:
+            args += ["--id=@dp", "create", "Datapath", "datapath_version=0",
+                     "ct_zones:%d=@z" % zone, "--",
+                     "set", "Open_vSwitch", ".", "datapaths:%s=@dp" % dp_type]
+        vsctl(db, *args)
     _appctl(db, "dpctl/ct-set-limits", "zone=%d,limit=%d" % (zone, limit))
+
+
+def zone_policy(db, dp_type, zone):
+    """{timeout name: seconds} of ``zone``'s timeout policy on datapath type ``dp_type``."""
+    for line in vsctl(db, "list-zone-tp", dp_type).splitlines():
+        head, _, timeouts = line.partition(", Timeout Policies:")
+        if head.strip() == "Zone:%d" % zone:
+            return {key: int(value) for key, value in
+                    (item.split("=", 1) for item in timeouts.split())}
+    return None
 
 
 _ENTRY = re.compile(r"^(?P<proto>\w+),orig=\((?P<orig>[^)]*)\),reply=\((?P<reply>[^)]*)\)"

@@ -27,6 +27,8 @@ LOG = logging.getLogger("sggw")
 CONFIG_KEY = {"captures": "capture", "mirrors": "mirrors"}  # Datapath attribute per kind
 NOUN = {"captures": "capture rule", "mirrors": "mirror session"}
 LIST_TIMEOUT = 120  # seconds for listing learned paths
+HEALTH_KEYS = ("connected", "state", "error", "answering", "learned_tables_bounded",
+               "ovs_settings")
 
 
 class ApiError(Exception):
@@ -45,6 +47,7 @@ class Sggw:
         self.config = cfg
         self.store = store
         self.switches = {}  # dp_id -> app.switch.Switch, while connected
+        self.intruders = {}  # dp_id -> [Ryu datapaths that claim it while it is owned]
         self.packet_ins = {}  # dp_id -> count
         self._changing = hub.Semaphore(1)  # one change at a time: read, apply, persist
 
@@ -79,6 +82,7 @@ class Sggw:
         if not switch.programmed:
             raise ApiError(503, "switch %s is not programmed (%s): nothing was changed"
                            % (name, switch.error or switch.state))
+        _check_answering(switch, name)
         return switch
 
     def describe_switch(self, name):
@@ -87,12 +91,17 @@ class Sggw:
         out = {"name": name, "dp_id": "%#x" % dp.dp_id, "connected": switch is not None}
         if switch is None:
             return out
-        out.update(state=switch.state, error=switch.error, last_sync=switch.last_sync,
-                   learned_tables_bounded=switch.table_bounds_error is None,
+        out.update(state=switch.state, error=switch.error, answering=switch.answering,
+                   last_sync=switch.last_sync,
+                   learned_tables_bounded=switch.bound_error is None,
+                   ovs_settings=switch.ovs.to_dict(),
                    packet_ins=self.packet_ins.get(dp.dp_id, 0),
                    neighbour_probes=switch.probes_sent)
-        if switch.table_bounds_error:
-            out["learned_tables_error"] = switch.table_bounds_error
+        if switch.bound_error:
+            out["learned_tables_error"] = switch.bound_error
+        intruders = self.intruders.get(dp.dp_id)
+        if intruders:
+            out["intruders"] = [peer(datapath) for datapath in intruders]
         out["ports"] = [{"port_no": no, "name": port_name(port),
                          "role": switch.portmap.role(no) if switch.portmap else None,
                          "up": switch.port_up.get(no, False)}
@@ -105,13 +114,13 @@ class Sggw:
         switches = {name: self.describe_switch(name) for name in self.config.datapaths}
         remotes = {name: self.switch(name).remote_health if s["connected"] else []
                    for name, s in switches.items()}
-        ok = all(s["connected"] and s["state"] == "programmed"
-                 and s["learned_tables_bounded"] for s in switches.values()) \
+        ok = all(s["connected"] and s["state"] == "programmed" and s["answering"]
+                 and s["learned_tables_bounded"] and s["ovs_settings"]["ok"]
+                 and not s.get("intruders") for s in switches.values()) \
             and all(r["state"] == "ok" for found in remotes.values() for r in found)
         return {"status": "ok" if ok else "degraded", "switches": {
-            name: dict({k: s.get(k) for k in ("connected", "state", "error",
-                                              "learned_tables_bounded")},
-                       remote_destinations=remotes[name])
+            name: dict({k: s.get(k) for k in HEALTH_KEYS}, remote_destinations=remotes[name],
+                       **({"intruders": s["intruders"]} if "intruders" in s else {}))
             for name, s in switches.items()}}
 
     def metrics(self):
@@ -238,7 +247,7 @@ class Sggw:
     def _counters(self, name, kind, objects):
         """{object id: counters} read from the switch, or None if it is not connected."""
         switch = self.switch(name)
-        if switch is None or not switch.programmed:
+        if switch is None or not switch.programmed or not switch.answering:
             return None
         try:
             if kind == "captures":
@@ -327,10 +336,26 @@ class Sggw:
         switch = self.switch(name)
         if switch is None or switch.portmap is None:
             raise ApiError(503, "switch %s is not connected" % name)
+        _check_answering(switch, name)
         return switch
 
 
 # --- helpers ------------------------------------------------------------------------------------
+
+def _check_answering(switch, name):
+    """A stalled switch fails a request at once rather than after the channel's timeout."""
+    if not switch.answering:
+        raise ApiError(503, "switch %s has not answered since %s: nothing was changed"
+                       % (name, time.strftime("%H:%M:%S", time.localtime(
+                           switch.liveness.silent_since))))
+
+
+def peer(datapath):
+    """Who a connection is: its address and, when known, its bridge (LOCAL port name)."""
+    local = (getattr(datapath, "ports", None) or {}).get(ofp.OFPP_LOCAL)
+    return {"address": "%s:%s" % tuple(datapath.address[:2]),
+            "bridge": port_name(local) if local else None}
+
 
 def _activity(previous, entry, now):
     """(packet count, when it last changed, when first seen) of a learned path. OpenFlow

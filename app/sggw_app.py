@@ -28,7 +28,7 @@ from ryu.ofproto import ofproto_v1_3 as ofp
 from app import config as sggw_config
 from app.channel import describe_error
 from app.rest import API, RestApi, UnknownPath
-from app.service import Sggw
+from app.service import Sggw, peer
 from app.store import Store, StoreError
 from app.switch import Switch
 from flows import tables
@@ -39,6 +39,22 @@ REMOTE_CHECK_INTERVAL = 10  # seconds between underlay checks of remote mirror d
 
 # Ryu logs every HTTP request at INFO through this logger: keep health polls out of the log.
 logging.getLogger("ryu.lib.hub").setLevel(logging.WARNING)
+
+
+class _HelloFailed(logging.Filter):
+    """Ryu's line for a switch that speaks no OpenFlow 1.3 (its handshake, in
+    ``ryu.controller.ofp_handler``), reworded to say what to do."""
+
+    def filter(self, record):
+        if record.getMessage().startswith(("unsupported version", "no compatible version")):
+            desc, address = record.args
+            record.msg = ("switch at %s:%s does not speak OpenFlow 1.3 (%s): left alone; "
+                          "fix: ovs-vsctl set bridge BRIDGE protocols=OpenFlow13")
+            record.args = (address[0], address[1], desc.split(".")[0])
+        return True
+
+
+logging.getLogger("OFPHandler").addFilter(_HelloFailed())  # its app logger
 
 # Safe by default: both listeners on loopback unless configured (flags still win).
 cfg.CONF.set_default("wsapi_host", "127.0.0.1")
@@ -96,24 +112,70 @@ class SggwApp(app_manager.RyuApp):
                             self.sggw.config.source)
                 return
             old = switches.get(datapath.id)
-            if old is not None:
+            if old is not None and not old.channel.closed and old.answering:
+                self.sggw.intruders.setdefault(datapath.id, []).append(datapath)
+                LOG.error("%s: another connection (%s) claims its datapath id: left "
+                          "unprogrammed; %s keeps it. Give that bridge its own "
+                          "other-config:datapath-id", old.name, describe_peer(datapath),
+                          describe_peer(old.datapath))
+                return
+            if old is not None:  # gone or silent: the newcomer is the switch back
                 old.close()
-            switch = Switch(self.sggw.effective(dp_cfg.name), datapath,
-                            self.sggw.config.ovsdb)
-            switches[datapath.id] = switch
-            LOG.info("%s: connected", switch.name)
-            hub.spawn(switch.sync)
+            self._adopt(datapath, dp_cfg)
         elif ev.state == DEAD_DISPATCHER and datapath.id is not None:
-            switch = switches.get(datapath.id)
-            if switch is not None and switch.datapath is datapath:
+            intruders = self.sggw.intruders.get(datapath.id, [])
+            if datapath in intruders:
+                intruders.remove(datapath)
+                LOG.warning("datapath %#x: the second connection (%s) is gone",
+                            datapath.id, describe_peer(datapath))
+                return
+            switch = self._owner(datapath)
+            if switch is not None:
                 del switches[datapath.id]
                 switch.close()
                 LOG.warning("%s: disconnected (its flows stay; it keeps forwarding)",
                             switch.name)
+                self._promote(datapath.id)
+
+    def _adopt(self, datapath, dp_cfg):
+        """Make ``datapath`` the connection that programs datapath ``dp_cfg``."""
+        switch = Switch(self.sggw.effective(dp_cfg.name), datapath,
+                        self.sggw.config.ovsdb, cfg.CONF.ofp_tcp_listen_port or 6653)
+        switch.liveness.on_silent = lambda: self._owner_silent(switch)
+        self.sggw.switches[datapath.id] = switch
+        LOG.info("%s: connected (%s)", switch.name, describe_peer(datapath))
+        hub.spawn(switch.start)
+
+    def _owner_silent(self, switch):
+        """A silent owner gives way to a connection that waits with its datapath id, as it
+        would had that one connected now (a half-open connection must not keep a live
+        bridge unprogrammed)."""
+        if self._owner(switch.datapath) is switch and self.sggw.intruders.get(
+                switch.datapath.id):
+            del self.sggw.switches[switch.datapath.id]
+            switch.close()
+            self._promote(switch.datapath.id)
+
+    def _promote(self, dp_id):
+        """The newest waiting connection with ``dp_id`` that is still open takes over."""
+        waiting = self.sggw.intruders.get(dp_id, [])
+        while waiting:
+            datapath = waiting.pop()
+            if datapath.is_active:
+                dp_cfg = self.sggw.config.by_dp_id(dp_id)
+                LOG.warning("%s: the connection that programmed it is gone; %s takes over",
+                            dp_cfg.name, describe_peer(datapath))
+                self._adopt(datapath, dp_cfg)
+                return
+
+    def _owner(self, datapath):
+        """The Switch this connection programs (not one that merely claims its dp_id)."""
+        switch = self.sggw.switches.get(datapath.id)
+        return switch if switch is not None and switch.datapath is datapath else None
 
     @set_ev_cls(ofp_event.EventOFPPortStateChange, MAIN_DISPATCHER)
     def _port_state_change(self, ev):
-        switch = self.sggw.switches.get(ev.datapath.id)
+        switch = self._owner(ev.datapath)
         if switch is None:
             return
         todo = switch.port_changed(ev.port_no)
@@ -135,28 +197,45 @@ class SggwApp(app_manager.RyuApp):
 
     @set_ev_cls([ofp_event.EventOFPBarrierReply, ofp_event.EventONFBundleCtrlMsg,
                  ofp_event.EventOFPFlowStatsReply, ofp_event.EventOFPAggregateStatsReply,
-                 ofp_event.EventOFPTableStatsReply,
+                 ofp_event.EventOFPTableStatsReply, ofp_event.EventOFPEchoReply,
                  ofp_event.EventOFPGroupDescStatsReply, ofp_event.EventOFPGroupStatsReply,
                  ofp_event.EventOFPMeterConfigStatsReply, ofp_event.EventOFPMeterStatsReply],
                 MAIN_DISPATCHER)
     def _reply(self, ev):
-        switch = self.sggw.switches.get(ev.msg.datapath.id)
+        switch = self._owner(ev.msg.datapath)
         if switch is not None:
             switch.channel.dispatch(ev.msg)
 
     @set_ev_cls(ofp_event.EventOFPErrorMsg,
                 [HANDSHAKE_DISPATCHER, CONFIG_DISPATCHER, MAIN_DISPATCHER])
     def _error(self, ev):
-        switch = self.sggw.switches.get(ev.msg.datapath.id)
-        if switch is None or not switch.channel.dispatch(ev.msg):
-            LOG.error("datapath %#x sent an unexpected error: %s", ev.msg.datapath.id,
-                      describe_error(ev.msg))
+        msg = ev.msg
+        if msg.datapath.id is None:  # still in the handshake: no datapath id yet
+            refused_ours = msg.type == ofp.OFPET_BAD_REQUEST and msg.data[1:2] == bytes(
+                [ofp.OFPT_ERROR])  # the switch's answer to Ryu's "hello failed": said already
+            LOG.log(logging.DEBUG if refused_ours else logging.ERROR,
+                    "%s: error in the OpenFlow handshake: %s", describe_peer(msg.datapath),
+                    describe_error(msg))
+            return
+        switch = self._owner(msg.datapath)
+        if switch is None or not switch.channel.dispatch(msg):
+            LOG.error("datapath %#x sent an unexpected error: %s", msg.datapath.id,
+                      describe_error(msg))
 
     @set_ev_cls(ofp_event.EventOFPPacketIn, MAIN_DISPATCHER)
     def _packet_in(self, ev):
         msg = ev.msg
+        switch = self._owner(msg.datapath)
+        if switch is None:
+            return
         dp_id = msg.datapath.id
         self.sggw.packet_ins[dp_id] = self.sggw.packet_ins.get(dp_id, 0) + 1
-        switch = self.sggw.switches.get(dp_id)
-        if switch is not None and msg.table_id == tables.DELIVER.id:
+        if msg.table_id == tables.DELIVER.id:
             switch.probe(msg.data)
+
+
+def describe_peer(datapath):
+    """A connection in a log line: its bridge, when known, and address."""
+    found = peer(datapath)
+    return ("bridge %(bridge)s at %(address)s" if found["bridge"] else "switch at %(address)s") \
+        % found

@@ -7,7 +7,6 @@ Flows and groups change in one atomic bundle and meters around it, so the switch
 either fully changed or as it was. All of these block on the switch's answers, so they run
 in their own green thread, one at a time per switch.
 """
-import ipaddress
 import logging
 import time
 
@@ -15,8 +14,9 @@ from ryu.lib import hub
 from ryu.ofproto import ofproto_v1_3 as ofp
 from ryu.ofproto import ofproto_v1_3_parser as parser
 
-from app import ovs_cli, tunnels
+from app import ovs_cli, ovs_settings, tunnels
 from app.channel import Channel, SwitchError
+from app.liveness import Liveness
 from flows import desired, probes, reconcile, remote, tables
 from flows.ofp import OFPP_LOCAL, delete_flows
 from flows.ports import resolve
@@ -39,15 +39,18 @@ def port_name(port):
 class Switch:
     """A configured datapath that is connected now."""
 
-    def __init__(self, dp, datapath, ovsdb_address):
+    def __init__(self, dp, datapath, ovsdb_address, of_port):
         self.dp = dp  # the datapath config in force: the file's plus REST-made objects
         self.datapath = datapath
         self.channel = Channel(datapath)
+        self.liveness = Liveness(self.channel, self.name)
         self.ovsdb_address = ovsdb_address
+        self.of_port = of_port  # where sggw listens for OpenFlow
         self.lock = hub.Semaphore(1)
         self.state = "connecting"  # -> programmed | failed
         self.error = None
-        self.table_bounds_error = None
+        self.ovs = ovs_settings.Review()  # the last check of the OVS settings
+        self.conntrack_error = None
         self.portmap = None
         self.installed = {}  # part key -> reconcile.PartState
         self.port_up = {no: port_is_up(p) for no, p in datapath.ports.items()}
@@ -74,7 +77,9 @@ class Switch:
             started = time.monotonic()
             try:
                 if self.state == "connecting":
-                    self._bound_tables()
+                    self.check_ovs()
+                    if self.conntrack:
+                        self._bound_conntrack()
                 self._add_tunnel_ports(self.dp)
                 self.portmap = self._resolve_ports()
                 plan = desired.plan(self.dp, self.portmap)
@@ -257,23 +262,43 @@ class Switch:
     def conntrack(self):
         return self.dp.reverse_path.conntrack
 
-    def _bound_tables(self):
+    def check_ovs(self):
+        """Check (and where safe, fix) the OVS settings sggw depends on; log what changed."""
+        bridge = self.datapath.ports.get(OFPP_LOCAL)
+        review = ovs_settings.check(self.ovsdb_address, self.dp.dp_id,
+                                    port_name(bridge) if bridge else "BRIDGE",
+                                    self.dp.reverse_path.max_flows, self.of_port)
+        if review.fixed:
+            LOG.warning("%s: set the OVS settings sggw needs: %s", self.name,
+                        "; ".join(p.describe() for p in review.fixed))
+        if review.to_dict() != self.ovs.to_dict() and not review.ok:
+            LOG.error("%s: %s; fix: %s", self.name, review.error or "OVS settings are wrong: "
+                      + "; ".join(p.describe() for p in review.problems), review.command)
+        elif review.ok and not self.ovs.ok and self.state != "connecting":
+            LOG.info("%s: OVS settings are as sggw needs them now", self.name)
+        self.ovs = review
+
+    def _bound_conntrack(self):
         rp = self.dp.reverse_path
         try:
-            bridge = ovs_cli.configure_tables(self.ovsdb_address, self.dp.dp_id, rp.max_flows)
-            if self.conntrack:
-                ovs_cli.configure_conntrack(self.ovsdb_address, self.dp.dp_id, rp.ct_zone,
-                                            rp.idle_timeout, rp.fin_idle_timeout,
-                                            rp.max_flows)
+            ovs_cli.configure_conntrack(self.ovsdb_address, self.dp.dp_id, rp.ct_zone,
+                                        rp.idle_timeout, rp.fin_idle_timeout, rp.max_flows)
         except ovs_cli.OvsError as exc:
-            self.table_bounds_error = str(exc)
-            LOG.error("%s: learned state is NOT bounded (%s)", self.name, exc)
+            self.conntrack_error = str(exc)
+            LOG.error("%s: conntrack zone %d is NOT bounded (%s)", self.name, rp.ct_zone, exc)
             return
-        self.table_bounds_error = None
-        LOG.info("%s: bridge %s: learned tables bounded to %d flows each (evict)%s",
-                 self.name, bridge, rp.max_flows, "; conntrack zone %d: %d connections, "
-                 "idle %d s" % (rp.ct_zone, rp.max_flows, rp.idle_timeout)
-                 if self.conntrack else "")
+        self.conntrack_error = None
+        LOG.info("%s: conntrack zone %d: %d connections, idle %d s", self.name, rp.ct_zone,
+                 rp.max_flows, rp.idle_timeout)
+
+    @property
+    def bound_error(self):
+        """Why the learned state may be unbounded, or None."""
+        if self.ovs.error:
+            return self.ovs.error
+        if not self.ovs.tables_bounded:
+            return "flow_tables not set: %s" % self.ovs.command
+        return self.conntrack_error
 
     def forget_port(self, port_no):
         """Delete every flow learned through ``port_no`` (it went down or away), and in the
@@ -335,8 +360,7 @@ class Switch:
     def probe(self, data):
         """Send an ARP/ND probe for the destination of a punted packet (rate limited)."""
         wanted = probes.wanted_address(data)
-        local = self.datapath.ports.get(OFPP_LOCAL)
-        if wanted is None or local is None or self.portmap is None:
+        if wanted is None or self.portmap is None:
             return False
         now = time.monotonic()
         if now - self._probed.get(wanted, -PROBE_INTERVAL) < PROBE_INTERVAL:
@@ -344,18 +368,28 @@ class Switch:
         self._probed = {k: t for k, t in self._probed.items() if now - t < PROBE_INTERVAL}
         self._probed[wanted] = now
         vid, address = wanted
-        source = None
-        if self.dp.local_ip is not None and address.version == 4:
-            source = ipaddress.IPv4Address(self.dp.local_ip.ip)
         LOG.info("%s: no neighbour known for %s%s: probing", self.name, address,
                  "" if vid is None else " (vlan %d)" % vid)
-        frame = probes.probe_frame(local.hw_addr, vid, address, source)
+        frame = probes.probe_frame(vid, address)
         try:
             self.channel.send(probes.packet_out(frame, self.portmap.wire))
         except SwitchError:
             return False
         self.probes_sent += 1
         return True
+
+    def start(self):
+        """Program the switch, then watch it: echoes, and the OVS settings now and then."""
+        hub.spawn(self.liveness.run)
+        self.sync()
+        while not self.channel.closed:
+            hub.sleep(ovs_settings.RECHECK)
+            if not self.channel.closed:
+                self.check_ovs()
+
+    @property
+    def answering(self):
+        return self.liveness.answering
 
     def close(self):
         self.channel.close()

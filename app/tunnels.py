@@ -36,7 +36,7 @@ def _in_key(dp_id, kind):
 def add_ports(db, dp_id, kinds):
     """Create the tunnel ports of ``kinds`` that the bridge of ``dp_id`` lacks."""
     bridge, _ = ovs_cli.bridge(db, dp_id)
-    present = set(ovs_cli._vsctl(db, "list-ports", bridge).split())
+    present = set(ovs_cli.vsctl(db, "list-ports", bridge).split())
     args = []
     for kind in sorted(set(kinds)):
         name = port_name(dp_id, kind)
@@ -44,21 +44,21 @@ def add_ports(db, dp_id, kinds):
             args += ["--", "add-port", bridge, name, "--", "set", "Interface", name,
                      *OPTIONS[kind], "options:in_key=%d" % _in_key(dp_id, kind)]
     if args:
-        ovs_cli._vsctl(db, *args)
+        ovs_cli.vsctl(db, *args)
     return bridge
 
 
 def remove_ports(db, dp_id, keep):
     """Delete the bridge's sggw tunnel ports of kinds not in ``keep``; their names."""
     bridge, _ = ovs_cli.bridge(db, dp_id)
-    present = set(ovs_cli._vsctl(db, "list-ports", bridge).split())
+    present = set(ovs_cli.vsctl(db, "list-ports", bridge).split())
     gone = [port_name(dp_id, kind) for kind in KINDS
             if kind not in keep and port_name(dp_id, kind) in present]
     args = []
     for name in gone:
         args += ["--", "del-port", bridge, name]
     if args:
-        ovs_cli._vsctl(db, *args)
+        ovs_cli.vsctl(db, *args)
     return gone
 
 
@@ -76,7 +76,7 @@ def check(db, remote_ip):
     next_hop = remote_ip if gateway.is_unspecified else _plain(gateway)
     out = {"via": dev, "source": source, "next_hop": str(next_hop)}
     try:
-        ovs_cli._vsctl(db, "br-exists", dev or "")
+        ovs_cli.vsctl(db, "br-exists", dev or "")
     except OvsError:
         return dict(out, state="unroutable", error="the route to %s leaves through %s, "
                     "which is not an OVS bridge's own interface: userspace tunnels only "

@@ -13,6 +13,7 @@ from flows.ofp import (
     ETH_TYPE_ARP, ETH_TYPE_IP, ETH_TYPE_IPV6, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP,
     MULTICAST_BIT, OFPP_CONTROLLER, OFPP_IN_PORT, UNICAST, ZERO_MAC, flow, load_out_port,
     match, meter_mod, move, output, resubmit, set_field)
+from flows.probes import PROBE_MAC
 from flows.tables import (
     ARP_PROXY, ARP_REPLY, CAPTURE, CAPTURE_LEARN, CT_LOCAL, CT_TUNNEL, DELIVER, EGRESS, FLOOD,
     GATEWAY, INGRESS, L2, LOCAL_IN, MAC, NEIGH, REG_FROM_TUNNEL, REG_OUT, REG_SCRATCH, REVERSE,
@@ -120,6 +121,8 @@ def local_in(dp, ports):
     out += [flow(LOCAL_IN, 10, match(eth_type=eth_type), lookup, goto=CAPTURE)
             for _, eth_type in _FAMILIES]
     out.append(flow(LOCAL_IN, 20, match(eth_dst=MULTICAST_BIT), goto=L2))
+    # an answer to sggw's neighbour probe: INGRESS learned from it, nobody else wants it
+    out.append(flow(LOCAL_IN, 50, match(eth_dst=PROBE_MAC)))
     out += [flow(LOCAL_IN, 20, match(eth_type=ETH_TYPE_IPV6, ip_proto=IPPROTO_ICMPV6,
                                      icmpv6_type=nd_type), goto=L2)
             for nd_type in ND_TYPES]

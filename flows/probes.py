@@ -3,8 +3,14 @@
 When a packet from the tunnel is for an address no local host has been seen with, the
 DELIVER table sends it (metered) to the controller, which floods one of these on the wire
 ports. The host's answer passes table INGRESS, which learns it; the sender's next packet
-is delivered by the data plane. Sent from the unspecified address (ARP probe / DAD form),
-so the probe claims no address on the LAN, unless the endpoint has a local_ip.
+is delivered by the data plane.
+
+Sent from the unspecified address (ARP probe / DAD form), so the probe claims no address
+on the LAN and no host caches anything from it, and from :data:`PROBE_MAC`, not the
+bridge's own MAC: with OVS's in-band control on (its default), hidden flows ahead of
+table 0 send every ARP reply addressed to the bridge's MAC to ``NORMAL``, so an answer
+to the bridge's MAC would never reach the pipeline. Answers to PROBE_MAC end in LOCAL_IN,
+once INGRESS has learned from them.
 """
 import ipaddress
 
@@ -13,6 +19,8 @@ from ryu.ofproto import ofproto_v1_3 as ofp
 from ryu.ofproto import ofproto_v1_3_parser as parser
 
 from flows.ofp import ETH_TYPE_ARP, ETH_TYPE_IPV6, OFPP_CONTROLLER, output
+
+PROBE_MAC = "0e:53:67:00:00:01"  # locally administered unicast: "Sg" probes
 
 
 def wanted_address(data):
@@ -42,17 +50,16 @@ def _frame(src_mac, dst_mac, vid, ethertype, *payload):
     return bytes(pkt.data)
 
 
-def probe_frame(src_mac, vid, address, source_ip=None):
-    """The probe for ``address`` (IPv4Address or IPv6Address) sent from ``src_mac``."""
+def probe_frame(vid, address):
+    """The probe for ``address`` (IPv4Address or IPv6Address) on VLAN ``vid`` (or None)."""
     if address.version == 4:
-        request = arp.arp(opcode=arp.ARP_REQUEST, src_mac=src_mac,
-                          src_ip=str(source_ip or "0.0.0.0"), dst_mac="00:00:00:00:00:00",
-                          dst_ip=str(address))
-        return _frame(src_mac, "ff:ff:ff:ff:ff:ff", vid, ETH_TYPE_ARP, request)
+        request = arp.arp(opcode=arp.ARP_REQUEST, src_mac=PROBE_MAC, src_ip="0.0.0.0",
+                          dst_mac="00:00:00:00:00:00", dst_ip=str(address))
+        return _frame(PROBE_MAC, "ff:ff:ff:ff:ff:ff", vid, ETH_TYPE_ARP, request)
     group = ipaddress.IPv6Address(int(ipaddress.IPv6Address("ff02::1:ff00:0"))
                                   | (int(address) & 0xFFFFFF))
     group_mac = "33:33:" + ":".join("%02x" % b for b in group.packed[-4:])
-    return _frame(src_mac, group_mac, vid, ETH_TYPE_IPV6,
+    return _frame(PROBE_MAC, group_mac, vid, ETH_TYPE_IPV6,
                   ipv6.ipv6(src="::", dst=str(group), nxt=58, hop_limit=255),
                   icmpv6.icmpv6(type_=icmpv6.ND_NEIGHBOR_SOLICIT,
                                 data=icmpv6.nd_neighbor(dst=str(address))))

@@ -52,11 +52,19 @@ class PrivateOvs:
         if os.path.exists(conf):
             os.unlink(conf)
         run("ovsdb-tool", "create", conf, SCHEMA)
-        self._daemon("ovsdb-server", conf, "--remote=punix:%s/db.sock" % self.rundir,
-                     "--unixctl=%s/ovsdb-server.ctl" % self.rundir)
+        self.start_ovsdb()
         self.vsctl("--no-wait", "init")
         self.start_vswitchd()
         return self
+
+    def start_ovsdb(self):
+        """ovsdb-server on the bed's database (also to bring it back after stop_ovsdb)."""
+        self._daemon("ovsdb-server", os.path.join(self.rundir, "conf.db"),
+                     "--remote=punix:%s/db.sock" % self.rundir,
+                     "--unixctl=%s/ovsdb-server.ctl" % self.rundir)
+
+    def stop_ovsdb(self):
+        stop_pid(self.pids.pop("ovsdb-server", None))
 
     def start_vswitchd(self):
         self._daemon("ovs-vswitchd", self.db, "--unixctl=%s/ovs-vswitchd.ctl" % self.rundir)
@@ -74,7 +82,7 @@ class PrivateOvs:
 
     def stop(self):
         self.stop_vswitchd()
-        stop_pid(self.pids.pop("ovsdb-server", None))
+        self.stop_ovsdb()
 
     def remove(self):
         shutil.rmtree(self.rundir, ignore_errors=True)
@@ -96,11 +104,12 @@ class PrivateOvs:
         return run("ovs-appctl", "-t", "%s/ovs-vswitchd.ctl" % self.rundir, *args)
 
     def add_bridge(self, name, dp_id, controller_port=None):
-        """A userspace bridge, OpenFlow 1.3 only, fail_mode=secure, pointed at the controller."""
+        """A bridge as the README's "Running it" sets it up: OVS's defaults (in-band control
+        on, among others) plus fail_mode=secure, protocols=OpenFlow13 and the controller.
+        The userspace datapath and a fixed datapath id are the test bed's own needs."""
         args = ["add-br", name, "--", "set", "bridge", name, "datapath_type=netdev",
                 "fail_mode=secure", "protocols=OpenFlow13",
-                "other-config:datapath-id=%016x" % dp_id,
-                "other-config:disable-in-band=true"]
+                "other-config:datapath-id=%016x" % dp_id]
         self.vsctl(*args)
         if controller_port is not None:
             self.vsctl("set-controller", name, "tcp:127.0.0.1:%d" % controller_port)

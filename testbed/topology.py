@@ -3,7 +3,8 @@
     site A (bridge A, dp 0xa)                      site B (bridge B, dp 0xb)
     hostA   lan    port 1  10.1.0.10  fd00:1::10    serverB lan    port 1  10.2.0.10  fd00:2::10
     routerA wan    port 2  10.1.0.1   fd00:1::1     routerB wan    port 2  10.2.0.1   fd00:2::1
-    tunnel         port 3  <----- veth pair ----->  tunnel         port 3
+    tunnel         port 3  <-- veth pair, or -->    tunnel         port 3
+                           two OpenVPN TAP peers (UDP on 127.0.0.1)
     endpoint LOCAL         10.1.0.2/24 (no gateway route: everything on-link)
     ana1..N  ports 11..    listening analyzers for mirror sessions (optional)
 
@@ -25,10 +26,12 @@ from app import config as app_config
 from app import ovs_cli
 from testbed.controller import Controller
 from testbed.netns import Namespace, add_address, delete_link, veth_pair, veth_to_namespace
+from testbed.openvpn import OpenVpnPair
 from testbed.ovs import PrivateOvs
 from testbed.proc import free_port, run
 
 FAR_V4 = "192.0.2.1"
+TUNNELS = ("veth", "openvpn")  # what joins the two sites' tunnel ports
 
 
 class Host:
@@ -54,11 +57,13 @@ class TwoSites:
     """Build with ``with TwoSites() as bed:``; everything is removed on exit, even on error.
 
     Its files (config, logs) live in a temporary directory, removed too unless the
-    environment has SGGW_KEEP_BED=1.
+    environment has SGGW_KEEP_BED=1. ``tunnel`` is one of TUNNELS.
     """
 
     def __init__(self, reverse_path=None, capture=None, workdir=None, token=None,
-                 extra_config=None, analyzers=0):
+                 extra_config=None, analyzers=0, tunnel="veth"):
+        if tunnel not in TUNNELS:
+            raise ValueError("tunnel: %r is not one of %s" % (tunnel, ", ".join(TUNNELS)))
         self.id = secrets.token_hex(2)
         self.prefix = "sg" + self.id
         self._own_workdir = workdir is None and not os.environ.get("SGGW_KEEP_BED")
@@ -68,9 +73,10 @@ class TwoSites:
         self.token = token
         self.extra_config = extra_config or {}
         self.analyzers = analyzers  # listening hosts on bridge A (ports 11..), for mirrors
+        self.tunnel = tunnel
         self.hosts = {}
         self._undo = contextlib.ExitStack()
-        self.ovs = self.controller = self.endpoint = None
+        self.ovs = self.controller = self.endpoint = self.vpn = None
 
     # --- names ------------------------------------------------------------------------------
 
@@ -79,6 +85,9 @@ class TwoSites:
 
     def dp_name(self, site):
         return "site-" + site
+
+    def tunnel_port(self, site):
+        return "%st%s" % (self.prefix, site)
 
     def __getitem__(self, name):
         return self.hosts[name]
@@ -103,11 +112,7 @@ class TwoSites:
         self.of_port, self.api_port = free_port(), free_port()
         for site in SITES:
             self._build_site(site)
-        ta, tb = self.prefix + "ta", self.prefix + "tb"
-        self._undo.callback(delete_link, ta)
-        veth_pair(ta, tb)
-        self.ovs.add_port(self.bridge("a"), ta, 3)
-        self.ovs.add_port(self.bridge("b"), tb, 3)
+        self._build_tunnel()
         self._build_endpoint()
         for i in range(1, self.analyzers + 1):
             self._build_analyzer(i)
@@ -157,6 +162,19 @@ class TwoSites:
         if site == "a":
             add_address(self.hosts["routerA"].ns, FAR_V4 + "/32", "lo")
 
+    def _build_tunnel(self):
+        """The sites' tunnel ports (port 3): a veth pair, or two OpenVPN peers' TAPs."""
+        ta, tb = self.tunnel_port("a"), self.tunnel_port("b")
+        if self.tunnel == "openvpn":
+            self.vpn = OpenVpnPair(os.path.join(self.workdir, "openvpn"), ta, tb)
+            self._undo.callback(self.vpn.stop)
+            self.vpn.start()
+        else:
+            self._undo.callback(delete_link, ta)
+            veth_pair(ta, tb)
+        self.ovs.add_port(self.bridge("a"), ta, 3)
+        self.ovs.add_port(self.bridge("b"), tb, 3)
+
     def _build_endpoint(self):
         """Bridge A's LOCAL port, moved into its own namespace: the endpoint's one IP."""
         ns = self._namespace("endpoint")
@@ -188,7 +206,7 @@ class TwoSites:
                 "dp_id": spec["dp_id"],
                 "ports": {"lan": [self.hosts[spec["lan"]].outside],
                           "wan": self.hosts[spec["wan"]].outside,
-                          "tunnel": "%st%s" % (self.prefix, site)},
+                          "tunnel": self.tunnel_port(site)},
                 "reverse_path": dict(self.reverse_path),
                 "capture": (self.capture or {}).get(site, default),
             }

@@ -40,10 +40,16 @@ def _needs_root():
         pytest.fail("end-to-end tests need root (network namespaces, Open vSwitch)")
 
 
-@pytest.fixture(scope="module", params=["five_tuple", "conntrack"])
+# (way of keeping reverse paths, tunnel between the sites): both ways over the veth that
+# stands in for a tunnel, and learn() once more over a real OpenVPN TAP tunnel
+BEDS = [("five_tuple", "veth"), ("conntrack", "veth"), ("five_tuple", "openvpn")]
+
+
+@pytest.fixture(scope="module", params=BEDS, ids=["-".join(b) for b in BEDS])
 def bed(request):
-    """The two-site bed, shared by a test module, once per way of keeping reverse paths
-    (learn() per 5-tuple, OVS conntrack); hosts have talked to their gateways."""
-    with TwoSites(reverse_path=dict(BED_REVERSE_PATH, match=request.param)) as two_sites:
+    """The two-site bed, shared by a test module, once per entry of BEDS; hosts have talked
+    to their gateways."""
+    match, tunnel = request.param
+    with TwoSites(reverse_path=dict(BED_REVERSE_PATH, match=match), tunnel=tunnel) as two_sites:
         two_sites.warm_up()
         yield two_sites

@@ -4,6 +4,7 @@ the transparent wire, healing, the endpoint's own traffic, and a controller rest
 Every check looks at real packets (tcpdump in the namespaces) or at what a user sees
 (ping, sockets, the REST API, ``ovs-ofctl dump-flows``).
 """
+import contextlib
 import subprocess
 import sys
 import time
@@ -69,6 +70,43 @@ def test_ping_replies_come_back_from_the_gateway_mac(bed, no_packet_ins):
     assert not [p for p in at_router.packets
                 if (IP in p and p[IP].dst == server.ipv4) or (IPv6 in p and p[IPv6].dst ==
                                                               server.ipv6)]
+
+
+def test_captured_frames_cross_the_tunnel_as_sent_full_size_too(bed, no_packet_ins):
+    """The tunnel port carries the host's frames unchanged, up to the LAN's MTU (an MTU
+    mismatch would drop them silently); over OpenVPN they travel only encrypted, as UDP
+    between the two peers on loopback."""
+    host, server, router = bed["hostA"], bed["serverB"], bed["routerA"]
+    pattern = b"Sggw!"
+    with contextlib.ExitStack() as stack:
+        tunnel = stack.enter_context(Sniffer(None, bed.tunnel_port("a"), bpf="icmp"))
+        outer = stack.enter_context(Sniffer(None, "lo", bpf="udp")) if bed.vpn else None
+        out = host.run("ping", "-n", "-c", 2, "-i", 0.2, "-W", 2, "-M", "do", "-s", 1472,
+                       "-p", pattern.hex(), server.ipv4, check=False)
+    assert ", 2 received" in out, out
+    requests = [p for p in from_host(tunnel.packets, host.ipv4) if p[ICMP].type == 8]
+    assert len(requests) == 2
+    for frame in requests:
+        assert (frame[Ether].src, frame[Ether].dst, len(frame)) == (host.mac, router.mac, 1514)
+        assert pattern in bytes(frame)
+    if bed.vpn:
+        assert len(bed.vpn.datagrams(outer.packets)) >= 4  # two requests, two replies
+        assert not [p for p in outer.packets if pattern in bytes(p)]
+
+
+def test_tunnel_restart_heals_and_nothing_else_joins_the_sites(bed):
+    """While site B's OpenVPN peer is down (its TAP without carrier), nothing reaches site B:
+    the tunnel is the only way. Once the peer is back, traffic flows again."""
+    if bed.vpn is None:
+        pytest.skip("a veth pair has no VPN daemon to restart")
+    host, server = bed["hostA"], bed["serverB"]
+    bed.vpn.stop_peer(1)
+    try:
+        assert host.ping(server.ipv4, count=2, check=False) == 0
+    finally:
+        bed.vpn.start_peer(1)
+    wait_for(lambda: host.ping(server.ipv4, count=1, check=False), 10, what="ping again")
+    bed.exchange("tcp", server.ipv6)
 
 
 def test_tcp_and_udp_exchanges_learn_visible_reverse_flows(bed, echo_servers, no_packet_ins):
@@ -205,6 +243,24 @@ def test_endpoint_reaches_off_subnet_address_without_gateway_route(bed, no_packe
     assert entry and entry[0]["lladdr"] == router.mac
 
 
+def test_sggw_turned_in_band_control_off_so_the_endpoints_arp_reaches_the_pipeline(bed):
+    """The bed's bridges start on OVS's defaults (in-band on); sggw, which reaches OVSDB
+    here and whose controller is local, turned it off. Site B's LOCAL port stays in the
+    switch's own namespace, as on an endpoint, so in-band would take its ARP."""
+    bridge = bed.bridge("b")
+    mac = bed.ovs.vsctl("get", "interface", bridge, "mac_in_use").strip().strip('"')
+    assert bed.ovs.vsctl("get", "bridge", bridge, "other-config:disable-in-band").strip() \
+        == '"true"'
+    for flow in ("in_port=LOCAL,arp,arp_op=1,dl_src=%s" % mac,  # the endpoint asks
+                 "in_port=1,arp,arp_op=2,dl_dst=%s" % mac):  # and hears the answer
+        trace = bed.ovs.appctl("ofproto/trace", bridge, flow)
+        first = next(line for line in trace.splitlines() if line.startswith(" 0. "))
+        assert "cookie 0x5367" in first, trace  # sggw's table 0, not a hidden flow
+    for site in "ab":
+        assert bed.controller.health()["switches"][bed.dp_name(site)]["ovs_settings"] == \
+            {"ok": True}
+
+
 def metric(text, name):
     """The value of sample ``name`` (with its labels) in Prometheus text."""
     values = [float(line.split()[-1]) for line in text.splitlines() if line.startswith(name + " ")]
@@ -292,3 +348,6 @@ def test_controller_restart_loses_no_packet_and_changes_no_flow(bed):
     for site in "ab":
         sync = bed.controller.get("/v1/switches/" + bed.dp_name(site))["last_sync"]
         assert (sync["added"], sync["removed"]) == (0, 0), sync
+    # the OVS settings and the learned state's bounds are found as they were left
+    assert bed.controller.health()["status"] == "ok", bed.controller.health()
+    assert "NOT bounded" not in bed.controller.log()

@@ -26,3 +26,10 @@ def test_host_pair_mode_learns_one_flow_per_host_pair(bed):
     assert pairs == {(server.ipv4, host.ipv4), (server.ipv6, host.ipv6)}
     assert not any("tp_src" in f.fields or "nw_proto" in f.fields for f in learned)
     assert sum(bed.controller.packet_ins(bed.dp_name(s)) for s in "ab") == 0
+
+
+def test_after_a_controller_restart_health_is_ok(bed):
+    bed.controller.stop()
+    bed.controller.start()
+    bed.controller.wait_programmed()
+    assert bed.controller.health()["status"] == "ok", bed.controller.health()

@@ -4,10 +4,13 @@ other, and the replies find their way back with no routing anywhere.
 Site A is 10.1.0.0/24 (HOST_A1 on lan1, ROUTER_A on wan0), site B 10.2.0.0/24 (SERVER_B on
 lan1, ROUTER_B on wan0). Each captures the other site's prefixes into the tunnel.
 """
+import ipaddress
+
 import pytest
+from scapy.layers.l2 import ARP, Ether
 
 import fakeswitch as fs
-from flows import pipeline, tables
+from flows import pipeline, probes, tables
 from sites import (
     HOST_A1, HOST_A2, INTERNET, LAN1, LAN2, ROUTER_A, ROUTER_B, SERVER_B, TUNNEL, WAN,
     TwoSites, site_a, site_b, switch)
@@ -143,6 +146,22 @@ def test_after_the_probe_is_answered_the_next_packet_is_delivered():
     pkt = fs.tcp(TUNNEL, SERVER_B.mac, ROUTER_B.mac, SERVER_B.ip, HOST_A2.ip, 50000, 22)
     assert sw.process(pkt).packet_ins
     sw.process(fs.arp_reply(LAN2, HOST_A2.mac, "02:00:00:0a:00:02", HOST_A2.ip, "0.0.0.0"))
+    result = sw.process(pkt)
+    assert result.ports == [LAN2] and not result.packet_ins
+
+
+def test_the_answer_to_sggws_probe_teaches_the_neighbour_and_goes_nowhere_else():
+    """The probe comes from PROBE_MAC, not the bridge's MAC: OVS's in-band control (on by
+    default) sends ARP replies to the bridge's MAC to NORMAL before table 0."""
+    frame = Ether(probes.probe_frame(None, ipaddress.IPv4Address(HOST_A2.ip)))
+    assert (frame.src, frame[ARP].hwsrc, frame[ARP].psrc) == (probes.PROBE_MAC,) * 2 + (
+        "0.0.0.0",)
+    sw = switch(name="a", local_ip="10.1.0.2/24")  # even with a local_ip: it claims none
+    pkt = fs.tcp(TUNNEL, SERVER_B.mac, ROUTER_B.mac, SERVER_B.ip, HOST_A2.ip, 50000, 22)
+    assert sw.process(pkt).packet_ins
+    answer = sw.process(fs.arp_reply(LAN2, HOST_A2.mac, probes.PROBE_MAC, HOST_A2.ip,
+                                     "0.0.0.0"))
+    assert answer.outputs == []
     result = sw.process(pkt)
     assert result.ports == [LAN2] and not result.packet_ins
 

@@ -1,0 +1,52 @@
+"""Whether a connected switch still answers.
+
+A stalled ovs-vswitchd (stopped, or waiting for an ovsdb-server that went away) keeps its
+TCP connection open, so nothing tells the controller. An echo request every
+:data:`INTERVAL` seconds, each given :data:`TIMEOUT` seconds, tells within
+INTERVAL + TIMEOUT; the first answer after a stall clears it.
+"""
+import logging
+import time
+
+from ryu.lib import hub
+
+from app.channel import SwitchError
+
+LOG = logging.getLogger("sggw.switch")
+INTERVAL = 1.0
+TIMEOUT = 2.0
+
+
+class Liveness:
+    """Echoes one switch's connection (``channel``) until it closes; ``name`` is for logs."""
+
+    def __init__(self, channel, name):
+        self.channel = channel
+        self.name = name
+        self.answering = True
+        self.silent_since = None  # time.time() of the first unanswered echo
+        self.on_silent = None  # called once when the switch stops answering
+
+    def run(self):
+        while not self.channel.closed:
+            started = time.monotonic()
+            self.echo()
+            hub.sleep(max(0.0, INTERVAL - (time.monotonic() - started)))
+
+    def echo(self):
+        parser = self.channel.datapath.ofproto_parser
+        try:
+            self.channel.request(parser.OFPEchoRequest(None, data=b"sggw"), timeout=TIMEOUT)
+        except SwitchError as exc:
+            if self.channel.closed or not self.answering:
+                return
+            self.answering, self.silent_since = False, time.time()
+            LOG.error("%s: the switch does not answer (%s): degraded; changes get 503 "
+                      "until it does", self.name, exc)
+            if self.on_silent is not None:
+                self.on_silent()
+            return
+        if not self.answering:
+            LOG.warning("%s: the switch answers again after %.1f s", self.name,
+                        time.time() - self.silent_since)
+            self.answering, self.silent_since = True, None

@@ -1,0 +1,270 @@
+"""The Open vSwitch settings sggw depends on: checked through OVSDB when a switch connects
+(and every :data:`RECHECK` seconds), the safe ones fixed, the rest reported.
+
+OpenFlow can neither see nor change these, yet each one breaks sggw when it is wrong:
+
+* ``fail_mode`` secure: in standalone mode OVS puts a hidden ``NORMAL`` flow above the
+  pipeline whenever the controller is away.
+* in-band control off (``other-config:disable-in-band=true``, or no in-band controller or
+  manager): OVS's hidden in-band flows (priority ~180000, ahead of table 0) send the
+  endpoint's own ARP and DHCP, and ARP answers to the bridge's MAC, to ``NORMAL``: past
+  the ARP proxy, the mirrors and the wire's learning, flooded into every port.
+* ``protocols`` allows OpenFlow 1.3.
+* the datapath id pinned (``other-config:datapath-id``): unpinned, OVS derives it from a
+  MAC that can change when ports come and go, and the bridge no longer matches the config.
+* a datapath type sggw runs on: ``system`` (the kernel module) or ``netdev`` (userspace).
+* STP and RSTP off: OVS would swallow the LAN's BPDUs (a bump in the wire must pass them)
+  and stop outputs to ports it has not put in forwarding state.
+* sggw the only controller: another one may delete or override its flows.
+* every pipeline table named and each learned table bounded (``flow_limit``,
+  ``overflow_policy=evict``): OpenFlow 1.3 cannot bound a table.
+
+:func:`review` decides what is wrong (pure, from OVSDB rows as dicts); :func:`check` reads
+OVSDB, applies the fixes that are safe, reads back, and returns a :class:`Review`.
+"""
+import ipaddress
+import json
+import shlex
+from dataclasses import dataclass, field
+
+from app import ovs_cli
+from app.config import DEFAULT_OVSDB
+from flows import tables
+
+RECHECK = 10.0  # seconds between two checks of a connected switch
+DATAPATH_TYPES = ("system", "netdev")
+_BRIDGE_COLUMNS = ("name", "fail_mode", "protocols", "datapath_type", "other_config",
+                   "stp_enable", "rstp_enable", "controller", "flow_tables")
+
+
+@dataclass(frozen=True)
+class Problem:
+    """A setting that is not as sggw needs it. ``args`` are the ovs-vsctl command (without
+    the leading ``--``) that fixes it; ``auto`` says sggw may run it by itself."""
+
+    setting: str
+    have: str
+    want: str
+    why: str
+    args: tuple
+    auto: bool = True
+
+    def describe(self):
+        return "%s is %s, needs %s (%s)" % (self.setting, self.have, self.want, self.why)
+
+
+@dataclass
+class Review:
+    """What a check found: ``problems`` still wrong, ``fixed`` by sggw just now, and the
+    ``error`` that kept it from reading or writing OVSDB (then nothing is known)."""
+
+    problems: list = field(default_factory=list)
+    fixed: list = field(default_factory=list)
+    error: str = None
+    command: str = None  # the one ovs-vsctl line that fixes what is wrong
+
+    @property
+    def ok(self):
+        return self.error is None and not self.problems
+
+    @property
+    def tables_bounded(self):
+        return self.error is None and not any(p.setting == "flow_tables"
+                                              for p in self.problems)
+
+    def to_dict(self):
+        out = {"ok": self.ok}
+        if self.error:
+            out["error"] = self.error
+        if self.problems:
+            out["problems"] = [p.describe() for p in self.problems]
+        if self.command:
+            out["fix"] = self.command
+        return out
+
+
+# --- the decisions (pure) ----------------------------------------------------------------------
+
+def review(bridge, controllers, managers, flow_tables, dp_id, max_flows, of_port):
+    """The problems of ``bridge`` (a Bridge row: column -> value, sets as lists, maps as
+    dicts), given its Controller rows, every Manager row and the Flow_Table rows by uuid.
+    ``of_port`` is the port sggw listens on for OpenFlow (a controller target on another
+    port is someone else)."""
+    name = bridge["name"]
+    out = []
+
+    def problem(setting, have, want, why, *args, auto=True):
+        out.append(Problem(setting, have, want, why, args, auto))
+
+    if bridge["fail_mode"] != "secure":
+        problem("fail_mode", bridge["fail_mode"] or "unset (standalone)", "secure",
+                "without the controller OVS would put NORMAL above the pipeline",
+                "set", "Bridge", name, "fail_mode=secure")
+    protocols = bridge["protocols"]
+    if protocols and "OpenFlow13" not in protocols:
+        problem("protocols", ",".join(protocols), "OpenFlow13", "sggw speaks OpenFlow 1.3",
+                "set", "Bridge", name, "protocols=OpenFlow13", auto=False)
+    other = bridge["other_config"]
+    in_band = [c["target"] for c in controllers + managers if _in_band(c)]
+    if other.get("disable-in-band") != "true" and in_band:
+        remote = [t for t in in_band if not _local(t)]
+        problem("in-band control", "on", "off (other-config:disable-in-band=true)",
+                "its hidden flows send the endpoint's ARP and DHCP to NORMAL ahead of table 0"
+                + ("; not changed by sggw: %s may be reached through this bridge"
+                   % ", ".join(remote) if remote else ""),
+                "set", "Bridge", name, "other-config:disable-in-band=true", auto=not remote)
+    if "datapath-id" not in other:
+        problem("datapath id", "not pinned", "other-config:datapath-id=%016x" % dp_id,
+                "OVS derives an unpinned one from a MAC that can change",
+                "set", "Bridge", name, "other-config:datapath-id=%016x" % dp_id)
+    dp_type = bridge["datapath_type"] or "system"
+    if dp_type not in DATAPATH_TYPES:
+        problem("datapath_type", dp_type, " or ".join(DATAPATH_TYPES),
+                "sggw needs learn(), meters and conntrack of a real datapath",
+                "set", "Bridge", name, "datapath_type=netdev", auto=False)
+    for column in ("stp_enable", "rstp_enable"):
+        if bridge[column]:
+            problem(column, "true", "false",
+                    "OVS would take the LAN's BPDUs and block ports; the wire must pass them",
+                    "set", "Bridge", name, column + "=false", auto=False)
+    ours = [c["target"] for c in controllers if _port(c["target"]) == of_port]
+    others = [c["target"] for c in controllers if _port(c["target"]) != of_port]
+    if others:
+        problem("controllers", " ".join(ours + others), " ".join(ours) or "sggw only",
+                "another controller may delete or change sggw's flows",
+                "set-controller", name, *(ours or ["tcp:127.0.0.1:%d" % of_port]),
+                auto=False)
+    if not _tables_as_wanted(bridge["flow_tables"], flow_tables, max_flows):
+        problem("flow_tables", "unbounded",
+                "learned tables %s: flow_limit=%d overflow_policy=evict"
+                % (",".join(str(t.id) for t in tables.LEARNED_TABLES), max_flows),
+                "OpenFlow 1.3 cannot bound a table", *table_args(name, max_flows))
+    return out
+
+
+def table_args(bridge_name, max_flows, which=tables.PIPELINE):
+    """ovs-vsctl arguments naming the tables ``which`` and bounding each learned one."""
+    args = []
+    for table in which:
+        args += ["--id=@t%d" % table.id, "create", "Flow_Table", "name=" + table.name]
+        if table.learned:
+            args += ["flow_limit=%d" % max_flows, "overflow_policy=evict"]
+        args.append("--")
+    return args + ["set", "Bridge", bridge_name] + [
+        "flow_tables:%d=@t%d" % (t.id, t.id) for t in which]
+
+
+def _tables_as_wanted(by_id, rows, max_flows):
+    """Whether every learned table is bounded (the other tables' names are a nicety)."""
+    for table in tables.LEARNED_TABLES:
+        row = rows.get(by_id.get(table.id))
+        if row is None or (row["flow_limit"], row["overflow_policy"]) != (max_flows, "evict"):
+            return False
+    return True
+
+
+def command(db, problems):
+    """The one ovs-vsctl command line that fixes ``problems``."""
+    argv = ["ovs-vsctl"] + ([] if db == DEFAULT_OVSDB else ["--db=" + db])
+    for problem in problems:
+        argv += ["--", *problem.args]
+    return shlex.join(argv)
+
+
+def unchecked_command(db, bridge_name, dp_id, max_flows):
+    """What to run when sggw cannot read OVSDB: every setting as sggw needs it."""
+    base = ("set", "Bridge", bridge_name, "fail_mode=secure", "protocols=OpenFlow13",
+            "other-config:disable-in-band=true", "other-config:datapath-id=%016x" % dp_id,
+            "stp_enable=false", "rstp_enable=false")
+    return command(db, [Problem("", "", "", "", base),
+                        Problem("", "", "", "", tuple(table_args(
+                            bridge_name, max_flows, tables.LEARNED_TABLES)))])
+
+
+def _active(target):
+    return target.split(":", 1)[0] in ("tcp", "ssl")
+
+
+def _port(target):
+    if not _active(target):
+        return None
+    try:
+        return int(target.rsplit(":", 1)[1])
+    except (IndexError, ValueError):
+        return 6653  # OVS's default OpenFlow port when a target has none
+
+
+def _in_band(row):
+    """Whether OVS runs in-band control for this controller or manager."""
+    return _active(row["target"]) and row.get("connection_mode") in (None, "in-band")
+
+
+def _local(target):
+    host = target.split(":", 1)[1].rsplit(":", 1)[0].strip("[]")
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+# --- reading and fixing (I/O) ------------------------------------------------------------------
+
+def read(db, dp_id):
+    """(bridge, its controllers, managers, flow tables by uuid) of the bridge with ``dp_id``."""
+    found = ovs_cli.vsctl(
+        db, "--format=json", "--", "--columns=" + ",".join(_BRIDGE_COLUMNS), "find", "Bridge",
+        "datapath_id=%016x" % dp_id, "--", "--columns=_uuid,target,connection_mode", "list",
+        "Controller", "--", "--columns=target,connection_mode", "list", "Manager",
+        "--", "--columns=_uuid,name,flow_limit,overflow_policy", "list", "Flow_Table")
+    bridges, controllers, managers, flow_tables = [_rows(json.loads(line))
+                                                   for line in found.splitlines()]
+    if not bridges:
+        raise ovs_cli.OvsError("no bridge with datapath_id %016x in %s" % (dp_id, db))
+    bridge = bridges[0]
+    bridge["flow_tables"] = bridge["flow_tables"] or {}
+    bridge["other_config"] = bridge["other_config"] or {}
+    bridge["protocols"] = _as_list(bridge["protocols"])
+    wanted = set(_as_list(bridge["controller"]))
+    return (bridge, [c for c in controllers if c["_uuid"] in wanted], managers,
+            {row["_uuid"]: row for row in flow_tables})
+
+
+def check(db, dp_id, bridge_name, max_flows, of_port):
+    """Review the bridge, apply the safe fixes in one transaction, and review it again."""
+    try:
+        found = review(*read(db, dp_id), dp_id, max_flows, of_port)
+        fixes = [p for p in found if p.auto]
+        if fixes:
+            ovs_cli.vsctl(db, *[arg for p in fixes for arg in ("--",) + p.args])
+            left = review(*read(db, dp_id), dp_id, max_flows, of_port)
+            still = {p.setting for p in left}
+            fixes = [p for p in fixes if p.setting not in still]
+            found = left
+    except (ovs_cli.OvsError, ValueError, KeyError) as exc:  # unreadable answers too
+        return Review(error="cannot check the OVS settings through %s: %s" % (db, exc),
+                      command=unchecked_command(db, bridge_name, dp_id, max_flows))
+    return Review(problems=found, fixed=fixes,
+                  command=command(db, found) if found else None)
+
+
+def _rows(table):
+    return [{name: _value(value) for name, value in zip(table["headings"], row)}
+            for row in table["data"]]
+
+
+def _value(value):
+    """An OVSDB JSON value as Python: maps as dicts, sets as lists, an empty set as None."""
+    if not isinstance(value, list):
+        return value
+    kind, body = value
+    if kind == "map":
+        return {_value(k): _value(v) for k, v in body}
+    if kind == "set":
+        return [_value(v) for v in body] or None
+    return body  # uuid
+
+
+def _as_list(value):
+    if value is None:
+        return []
+    return value if isinstance(value, list) else [value]
