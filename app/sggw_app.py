@@ -190,8 +190,7 @@ class SggwApp(app_manager.RyuApp):
         while True:
             hub.sleep(REMOTE_CHECK_INTERVAL)
             for switch in list(self.sggw.switches.values()):
-                if switch.programmed:
-                    switch.check_remotes()
+                switch.watch_remotes()
 
     # --- replies for Channel -------------------------------------------------------------------
 

@@ -168,11 +168,17 @@ class Switch:
         """The sessions as placed on the switch now (flows.mirror.Placed)."""
         return desired.placements(self.dp, self.portmap, self.installed)
 
-    def check_remotes(self, dp=None):
-        """Check the underlay to every remote destination and keep OVS's MAC for it fresh;
-        an unresolved one is probed (OVS then asks for the MAC) and waited for briefly, so
-        the first copies find it resolved."""
-        dp = dp or self.dp
+    def watch_remotes(self):
+        """The periodic check_remotes, one at a time with changes (so a change's result
+        is never overwritten by an older check's)."""
+        with self.lock:
+            if self.programmed:
+                self.check_remotes(self.dp)
+
+    def check_remotes(self, dp):
+        """Check the underlay to every remote destination of ``dp`` and keep OVS's MAC for
+        it fresh; an unresolved one is probed (OVS then asks for the MAC) and waited for
+        briefly, so the first copies find it resolved. Called with the lock held."""
         found = {}
         for session in dp.mirrors:
             for dest in session.destinations:
