@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 
 import yaml
 
-from app import remote
+from app import remote, strict_yaml
 
 ROLES = ("lan", "wan", "tunnel")
 SOURCE_ROLES = ("lan", "wan", "tunnel", "local")  # a mirror source may name a whole role
@@ -197,51 +197,17 @@ class Config:
         return next((d for d in self.datapaths.values() if d.dp_id == dp_id), None)
 
 
-# --- YAML -------------------------------------------------------------------------------
-
-class _StrictLoader(yaml.SafeLoader):
-    """A safe loader that refuses duplicate keys instead of keeping the last one, and reads
-    integers as YAML 1.2 does: ``010`` is not octal 8 and ``1:00`` is not 60."""
-
-
-_INT_TAG = "tag:yaml.org,2002:int"
-_StrictLoader.yaml_implicit_resolvers = {
-    first: [(tag, regexp) for tag, regexp in resolvers if tag != _INT_TAG]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}
-_StrictLoader.add_implicit_resolver(
-    _INT_TAG, re.compile(r"^(?:[-+]?(?:0|[1-9][0-9]*)|0x[0-9a-fA-F]+)$"),
-    list("-+0123456789"))
-
-
-def _mapping_without_duplicates(loader, node, deep=False):
-    seen = set()
-    for key_node, _ in node.value:
-        if key_node.tag == "tag:yaml.org,2002:merge":
-            continue
-        key = loader.construct_object(key_node, deep=deep)
-        try:
-            duplicate = key in seen
-        except TypeError:
-            raise yaml.MarkedYAMLError(problem="a %s cannot be a key" % type(key).__name__,
-                                       problem_mark=key_node.start_mark) from None
-        if duplicate:
-            raise yaml.MarkedYAMLError(
-                problem="duplicate key %r" % (key,), problem_mark=key_node.start_mark)
-        seen.add(key)
-    return loader.construct_mapping(node, deep)
-
-
-_StrictLoader.add_constructor(
-    yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping_without_duplicates)
-
+# --- loading ------------------------------------------------------------------------------
 
 def load(path):
     """Read and validate ``path``; raises ConfigError (one line) on any problem."""
     try:
         with open(path, "rb") as handle:
-            data = handle.read()
+            data = handle.read(strict_yaml.MAX_BYTES + 1)
     except OSError as exc:
         raise ConfigError(None, "cannot read: %s" % exc.strerror, path) from None
+    if len(data) > strict_yaml.MAX_BYTES:
+        raise ConfigError(None, strict_yaml.TOO_LARGE, path)
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -252,11 +218,12 @@ def load(path):
 
 def loads(text, source="<config>"):
     try:
-        data = yaml.load(text, Loader=_StrictLoader)
+        data = strict_yaml.load(text)
+    except strict_yaml.LimitError as exc:
+        raise ConfigError(_where(exc.problem_mark), exc.problem, source) from None
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark
-        where = "line %d column %d" % (mark.line + 1, mark.column + 1) if mark else None
-        raise ConfigError(where, "invalid YAML: %s" % _one_line(exc.problem), source) from None
+        raise ConfigError(_where(exc.problem_mark), "invalid YAML: %s" % _one_line(exc.problem),
+                          source) from None
     except yaml.reader.ReaderError as exc:
         line = text[:exc.position].count("\n") + 1
         raise ConfigError("line %d" % line, "invalid YAML: character %#x is not allowed"
@@ -270,6 +237,10 @@ def loads(text, source="<config>"):
     except ConfigError as exc:
         exc.source = source
         raise
+
+
+def _where(mark):
+    return "line %d column %d" % (mark.line + 1, mark.column + 1) if mark else None
 
 
 # --- field parsers ------------------------------------------------------------------------

@@ -1,9 +1,13 @@
-"""Give ``eventlet.wsgi`` the ``ALREADY_HANDLED`` name that Ryu 4.34 imports.
+"""Let Ryu 4.34 run on the pinned eventlet (0.41.3): the ``ALREADY_HANDLED`` name, and
+quiet about eventlet's maintenance mode.
 
 ``ryu-manager`` imports ``ryu.app.wsgi`` before it loads any application, and that module
-does ``from eventlet.wsgi import ALREADY_HANDLED``, a name eventlet removed (0.33.3, the
-newest release that works on Python 3.11, lacks it). Defining it as ``[]`` keeps Ryu's
-WSGI and websocket paths working.
+does ``from eventlet.wsgi import ALREADY_HANDLED``, a name eventlet removed (0.30). Defining
+it as ``[]`` keeps Ryu's WSGI and websocket paths working (sggw serves its REST API with
+:mod:`app.http_server`, but Ryu's module is still imported).
+
+eventlet warns on every import that it is deprecated (in bugfix-only maintenance): the
+project knows, and an operator can do nothing about it, so the warning is filtered.
 
 This module must run before Ryu is imported, so ``scripts/setup-env`` installs a
 ``sggw-eventlet-compat.pth`` file in the virtualenv that imports it at interpreter start.
@@ -13,6 +17,7 @@ the name right after ``eventlet.wsgi`` itself is first imported.
 import importlib.abc
 import importlib.machinery
 import sys
+import warnings
 
 _MODULE = "eventlet.wsgi"
 
@@ -39,6 +44,7 @@ class _AddAlreadyHandled(importlib.abc.MetaPathFinder):
 
 def install():
     """Put the hook first on ``sys.meta_path`` (idempotent)."""
+    warnings.filterwarnings("ignore", message=r"\s*Eventlet is deprecated")
     if _MODULE in sys.modules:
         module = sys.modules[_MODULE]
         if not hasattr(module, "ALREADY_HANDLED"):

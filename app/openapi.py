@@ -152,7 +152,7 @@ _SCHEMAS = {
             "type": "object", "properties": {
                 "connected": {"type": "boolean"},
                 "state": {"type": "string", "nullable": True,
-                          "enum": ["connecting", "programmed", "failed", None]},
+                          "enum": ["connecting", "programmed", "failed", "repairing", None]},
                 "error": {"type": "string", "nullable": True},
                 "answering": {"type": "boolean", "nullable": True},
                 "learned_tables_bounded": {"type": "boolean", "nullable": True},
@@ -165,7 +165,16 @@ _SCHEMAS = {
                               "required": ["session", "destination", "state"],
                               "properties": {k: {"type": "string"} for k in (
                                   "session", "destination", "state", "error", "via",
-                                  "source", "next_hop", "mac")}}}}}}}},
+                                  "source", "next_hop", "mac")}}}}}},
+        "kept_not_applied": {
+            "type": "array", "description": "REST-made objects kept in the state file that "
+            "the config does not fit now; applied again once it does",
+            "items": {"type": "object", "required": ["switch", "kind", "name", "reason"],
+                      "properties": {"switch": {"type": "string"},
+                                     "kind": {"type": "string",
+                                              "enum": ["captures", "mirrors"]},
+                                     "name": {"type": "string"},
+                                     "reason": {"type": "string"}}}}}},
     "Intruders": {
         "type": "array", "description": "other connections claiming this datapath id: "
                                         "left unprogrammed",
@@ -174,7 +183,8 @@ _SCHEMAS = {
     "Switch": {"type": "object", "required": ["name", "dp_id", "connected"], "properties": {
         "name": {"type": "string"}, "dp_id": {"type": "string"},
         "connected": {"type": "boolean"},
-        "state": {"type": "string", "enum": ["connecting", "programmed", "failed"]},
+        "state": {"type": "string",
+                  "enum": ["connecting", "programmed", "failed", "repairing"]},
         "error": {"type": "string", "nullable": True},
         "packet_ins": {"type": "integer"}, "neighbour_probes": {"type": "integer"},
         "learned_tables_bounded": {"type": "boolean"},
@@ -230,11 +240,14 @@ _DESCRIPTIONS = {
     200: "OK", 201: "Created", 204: "Deleted", 400: "Bad input: the field says which",
     401: "A token is configured and the request's bearer token is missing or wrong",
     404: "No such switch or object", 405: "Method not allowed here",
-    409: "Name taken, or the object is defined in the config file",
+    409: "Name taken (also by an object kept in the state file), the object is defined in "
+         "the config file, or every id is in use",
+    415: "The body is not sent as Content-Type: application/json",
     500: "Internal error (see the controller log), or the REST-made objects could not be "
          "stored: nothing was changed",
     502: "The switch refused the change: nothing was changed",
-    503: "The switch is not connected or not programmed: nothing was changed",
+    503: "The switch is not connected, not programmed, or did not answer: nothing was "
+         "changed (a switch that did not answer is put back as it was)",
 }
 
 
@@ -278,7 +291,8 @@ def _collection(kind, item, input_schema):
                                         (401, 404))},
         "post": {"summary": "Create a %s; returns once the switch confirmed it" % kind,
                  "requestBody": dict({"required": True}, **_json(_ref(input_schema))),
-                 "responses": _responses(201, _ref(item), (400, 401, 404, 409, 500, 502, 503))},
+                 "responses": _responses(201, _ref(item),
+                                         (400, 401, 404, 409, 415, 500, 502, 503))},
     }
 
 
@@ -289,7 +303,8 @@ def _item(kind, item, input_schema):
                 "responses": _responses(200, _ref(item), (401, 404))},
         "put": {"summary": "Replace a REST-made %s" % kind,
                 "requestBody": dict({"required": True}, **_json(_ref(input_schema))),
-                "responses": _responses(200, _ref(item), (400, 401, 404, 409, 500, 502, 503))},
+                "responses": _responses(200, _ref(item),
+                                        (400, 401, 404, 409, 415, 500, 502, 503))},
         "delete": {"summary": "Delete a REST-made %s: its flows, groups and meters go" % kind,
                    "responses": _responses(204, None, (401, 404, 409, 500, 502, 503))},
     }

@@ -18,6 +18,7 @@ LOG = logging.getLogger("sggw.rest")
 API = "sggw"
 JSON = "application/json"
 MAX_BODY = 64 * 1024
+MAX_DEPTH = 32  # nesting of a JSON body; the deepest valid one (a mirror) has 4 levels
 KIND = {"kind": "captures|mirrors"}
 
 
@@ -33,6 +34,15 @@ def error_response(err, allow=None):
     if allow:
         response.headers["Allow"] = ", ".join(allow)
     return response
+
+
+def _deeper_than(value, limit):
+    """Whether JSON ``value`` nests lists and objects more than ``limit`` levels deep."""
+    level = [value]
+    for _ in range(limit):
+        level = [child for item in level if isinstance(item, (dict, list))
+                 for child in (item.values() if isinstance(item, dict) else item)]
+    return any(isinstance(item, (dict, list)) for item in level)
 
 
 class RestApi(ControllerBase):
@@ -69,17 +79,24 @@ class RestApi(ControllerBase):
 
     @staticmethod
     def body(req):
-        """The request's JSON body (at most MAX_BODY bytes)."""
-        length = req.content_length
-        if length is not None and length > MAX_BODY:
-            raise ApiError(400, "the body is larger than %d bytes" % MAX_BODY)
+        """The request's JSON body (at most MAX_BODY bytes, MAX_DEPTH levels). It must come
+        as application/json: a web page can send other types to any site without asking
+        first (a CORS "simple request"), which with no token set would be a write."""
+        if (req.content_type or "").lower() != JSON:
+            raise ApiError(415, "the body must be JSON sent as Content-Type: %s" % JSON)
         raw = req.body_file.read(MAX_BODY + 1)
         if len(raw) > MAX_BODY:
             raise ApiError(400, "the body is larger than %d bytes" % MAX_BODY)
+        too_deep = ApiError(400, "the body is nested deeper than %d levels" % MAX_DEPTH)
         try:
-            return json.loads(raw.decode("utf-8"))
+            value = json.loads(raw.decode("utf-8"))
         except (UnicodeDecodeError, ValueError) as exc:
             raise ApiError(400, "the body is not valid JSON: %s" % exc) from None
+        except RecursionError:
+            raise too_deep from None
+        if _deeper_than(value, MAX_DEPTH):
+            raise too_deep
+        return value
 
     # --- service ---------------------------------------------------------------------------
 

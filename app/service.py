@@ -2,8 +2,10 @@
 
 The Ryu shell (``sggw_app.py``) feeds it switch events; the REST API (``rest.py``) calls
 its operations. A change (create, replace, delete a capture rule or mirror session) is
-checked, applied to the switch (which confirms it), and only then written to the store:
-it either fully happens or nothing changes. Errors are :class:`ApiError` with an HTTP status.
+checked, written to a temporary file, applied to the switch (which confirms it), and only
+then made the store; whichever step fails, the switch is put back and the store keeps its
+old content: it either fully happens or nothing changes. Errors are :class:`ApiError` with
+an HTTP status.
 """
 import heapq
 import ipaddress
@@ -18,7 +20,7 @@ from ryu.ofproto import ofproto_v1_3_parser as parser
 from app import config
 from app.channel import Rejected, SwitchError
 from app.metrics import render_metrics
-from app.store import FIRST_API_ID, StoreError
+from app.store import FIRST_API_ID, IdsExhausted, StoreError
 from app.switch import port_name
 from flows import tables
 from flows.ofp import ETH_TYPE_IP, ETH_TYPE_IPV6
@@ -53,11 +55,13 @@ class Sggw:
 
     # --- datapaths ------------------------------------------------------------------------
 
-    def effective(self, name):
-        """Datapath ``name`` as the switch should have it: the file's objects, then REST's."""
+    def effective(self, name, objects=None):
+        """Datapath ``name`` as the switch should have it: the file's objects, then REST's
+        (the store's, or those of ``objects``: {datapath: {kind: [object]}})."""
         dp = self.config.datapaths[name]
-        return replace(dp, capture=dp.capture + tuple(self.store.get(name, "captures")),
-                       mirrors=dp.mirrors + tuple(self.store.get(name, "mirrors")))
+        made = (objects or self.store.objects).get(name, {})
+        return replace(dp, capture=dp.capture + tuple(made.get("captures", ())),
+                       mirrors=dp.mirrors + tuple(made.get("mirrors", ())))
 
     def resolve_dp(self, ref):
         """The config name for ``ref``: a datapath name, or its dp_id in decimal or 0x-hex."""
@@ -112,16 +116,21 @@ class Sggw:
 
     def health(self):
         switches = {name: self.describe_switch(name) for name in self.config.datapaths}
+        kept = [{"switch": dp_name, "kind": kind, "name": item.name, "reason": item.reason}
+                for dp_name, kind, item in self.store.all_kept()]
         remotes = {name: self.switch(name).remote_health if s["connected"] else []
                    for name, s in switches.items()}
-        ok = all(s["connected"] and s["state"] == "programmed" and s["answering"]
-                 and s["learned_tables_bounded"] and s["ovs_settings"]["ok"]
-                 and not s.get("intruders") for s in switches.values()) \
+        ok = not kept and all(s["connected"] and s["state"] == "programmed" and s["answering"]
+                              and s["learned_tables_bounded"] and s["ovs_settings"]["ok"]
+                              and not s.get("intruders") for s in switches.values()) \
             and all(r["state"] == "ok" for found in remotes.values() for r in found)
-        return {"status": "ok" if ok else "degraded", "switches": {
+        out = {"status": "ok" if ok else "degraded", "switches": {
             name: dict({k: s.get(k) for k in HEALTH_KEYS}, remote_destinations=remotes[name],
                        **({"intruders": s["intruders"]} if "intruders" in s else {}))
             for name, s in switches.items()}}
+        if kept:
+            out["kept_not_applied"] = kept  # stored, but the config does not fit them now
+        return out
 
     def metrics(self):
         return render_metrics(self)
@@ -160,8 +169,15 @@ class Sggw:
             if self._find(name, kind, obj.name) is not None:
                 raise ApiError(409, "%s %r already exists on %s" % (NOUN[kind], obj.name, name),
                                "name")
-            obj = replace(obj, id=self.store.next_id(name, kind))
-            self._commit(name, kind, self.store.get(name, kind) + [obj])
+            kept = self._kept(name, kind, obj.name)
+            if kept is not None:
+                raise ApiError(409, "%s %r is kept in the store but not applied (%s): replace "
+                               "or delete it" % (NOUN[kind], obj.name, kept.reason), "name")
+            try:
+                objects, obj = self.store.numbered(name, kind, obj, NOUN[kind])
+            except IdsExhausted as exc:
+                raise ApiError(409, str(exc)) from None
+            self._commit(name, kind, objects)
             return self._describe(obj, kind, None)
 
     def replace(self, name, kind, obj_name, body):
@@ -171,16 +187,28 @@ class Sggw:
                                % (body.get("name"), obj_name), "name")
             if isinstance(body, dict):
                 body = dict(body, name=obj_name)
-            old = self._api_object(name, kind, obj_name)
+            kept = None if self._find(name, kind, obj_name) else self._kept(name, kind, obj_name)
+            old = kept or self._api_object(name, kind, obj_name)
             obj = replace(self._parse(name, kind, body, replacing=obj_name), id=old.id)
-            self._commit(name, kind, [obj if o.id == old.id else o
-                                      for o in self.store.get(name, kind)])
+            self._commit(name, kind, [o for o in self.store.get(name, kind) if o.id != old.id]
+                         + [obj], unkeep=kept and kept.id)
             return self._describe(obj, kind, None)
 
     def delete(self, name, kind, obj_name):
         with self._changing:
+            kept = self._kept(name, kind, obj_name)
+            if kept is not None:  # not on the switch: only the store changes
+                self._save(self.store.with_changed(name, kind, self.store.get(name, kind),
+                                                   unkeep=kept.id))
+                return
             old = self._api_object(name, kind, obj_name)
             self._commit(name, kind, [o for o in self.store.get(name, kind) if o.id != old.id])
+
+    def _kept(self, name, kind, obj_name):
+        for item in self.store.kept_objects(name, kind):
+            if item.name == obj_name:
+                return item
+        return None
 
     def _find(self, name, kind, obj_name):
         for obj in getattr(self.effective(name), CONFIG_KEY[kind]):
@@ -220,27 +248,46 @@ class Sggw:
             _check_mirror_ports(obj, switch.portmap)
         return obj
 
-    def _commit(self, name, kind, objects):
-        """Apply ``objects`` as ``name``'s REST-made ``kind`` on the switch, then persist."""
+    def _commit(self, name, kind, objects, unkeep=None):
+        """Apply ``objects`` as ``name``'s REST-made ``kind`` on the switch, then save them.
+
+        All or nothing: the new store is written (and fsynced) to a temporary file first; a
+        switch that fails is put back by :meth:`Switch.apply` itself; a store that cannot
+        take the new file (rename, in-place write) gets the switch changed back here."""
         switch = self._programmed_switch(name)
-        content = self.store.with_changed(name, kind, objects)
-        dp = self.config.datapaths[name]
-        new = replace(dp, capture=dp.capture + tuple(content[name]["captures"]),
-                      mirrors=dp.mirrors + tuple(content[name]["mirrors"]))
-        try:
-            temp = self.store.write(content)
-        except StoreError as exc:
-            raise ApiError(500, "%s: nothing was changed" % exc) from None
+        content = self.store.with_changed(name, kind, objects, unkeep)
+        old, new = self.effective(name), self.effective(name, content.objects)
+        temp = self._write(content)
         try:
             switch.apply(new)
+            self.store.commit(temp, content)
         except Rejected as exc:
-            self.store.discard(temp)
             raise ApiError(502, "the switch refused the change (%s): nothing was changed"
                            % exc) from None
         except SwitchError as exc:
-            self.store.discard(temp)
-            raise ApiError(503, "switch %s: %s: nothing was changed" % (name, exc)) from None
-        self.store.commit(temp, content)
+            raise ApiError(503, "switch %s: %s: nothing was changed (the switch is being put "
+                           "back as it was; see /v1/health)" % (name, exc)) from None
+        except StoreError as exc:
+            back = "was changed back" if switch.revert(old) \
+                else "is being changed back (see /v1/health)"
+            raise ApiError(500, "%s: nothing was changed (the switch %s)" % (exc, back)) \
+                from None
+        finally:
+            self.store.discard(temp)  # renamed away if all went well
+
+    def _save(self, content):
+        """Save a change that does not touch any switch."""
+        temp = self._write(content)
+        try:
+            self.store.commit(temp, content)
+        except StoreError as exc:
+            raise ApiError(500, "%s: nothing was changed" % exc) from None
+
+    def _write(self, content):
+        try:
+            return self.store.write(content)
+        except StoreError as exc:
+            raise ApiError(500, "%s: nothing was changed" % exc) from None
 
     # --- counters ---------------------------------------------------------------------------
 

@@ -4,7 +4,8 @@
 
 Ryu's own flags keep working (``--ofp-tcp-listen-port``, ``--wsapi-port``, ...). The
 OpenFlow listener and the REST API listen on 127.0.0.1 unless the YAML (``openflow:``,
-``api:``) or those flags say otherwise.
+``api:``) or those flags say otherwise. The REST API is served by :mod:`app.http_server`
+(bounded), not by Ryu's own WSGI server.
 
 This module is the thin shell: Ryu events go to :class:`app.switch.Switch` (which programs
 a switch) and :class:`app.service.Sggw` (what the REST API works with); the flows come from
@@ -13,6 +14,7 @@ a switch) and :class:`app.service.Sggw` (what the REST API works with); the flow
 import gc
 import logging
 import os
+import signal
 import sys
 
 from ryu import cfg
@@ -27,7 +29,8 @@ from ryu.ofproto import ofproto_v1_3 as ofp
 
 from app import config as sggw_config
 from app.channel import describe_error
-from app.rest import API, RestApi, UnknownPath
+from app.http_server import HttpServer
+from app.rest import API, MAX_BODY, RestApi, UnknownPath
 from app.service import Sggw, peer
 from app.store import Store, StoreError
 from app.switch import Switch
@@ -36,9 +39,6 @@ from flows import tables
 LOG = logging.getLogger("sggw")
 CONFIG_ENV = "SGGW_CONFIG"
 REMOTE_CHECK_INTERVAL = 10  # seconds between underlay checks of remote mirror destinations
-
-# Ryu logs every HTTP request at INFO through this logger: keep health polls out of the log.
-logging.getLogger("ryu.lib.hub").setLevel(logging.WARNING)
 
 
 class _HelloFailed(logging.Filter):
@@ -76,9 +76,19 @@ def start_or_exit():
         raise SystemExit(2) from None
 
 
+def listen_or_exit(routes):
+    """The REST API's server, bound to the configured address, or one line and exit 2."""
+    host, port = cfg.CONF.wsapi_host, cfg.CONF.wsapi_port
+    try:
+        return HttpServer(host, port, routes, MAX_BODY)
+    except (OSError, ValueError) as exc:
+        sys.stderr.write("sggw: cannot serve the REST API on %s:%s: %s\n"
+                         % (host, port, getattr(exc, "strerror", None) or exc))
+        raise SystemExit(2) from None
+
+
 class SggwApp(app_manager.RyuApp):
     OFP_VERSIONS = [ofp.OFP_VERSION]
-    _CONTEXTS = {"wsgi": WSGIApplication}
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -88,8 +98,14 @@ class SggwApp(app_manager.RyuApp):
                            ("ofp_listen_host", conf.openflow.host),
                            ("ofp_tcp_listen_port", conf.openflow.port)):
             cfg.CONF.set_default(opt, value)
-        kwargs["wsgi"].register(RestApi, {API: self.sggw})
-        kwargs["wsgi"].register(UnknownPath)
+        routes = WSGIApplication()
+        routes.register(RestApi, {API: self.sggw})
+        routes.register(UnknownPath)
+        self.http = listen_or_exit(routes)
+        # SIGTERM (docker stop, systemctl stop) ends the process like Ctrl-C: ryu-manager
+        # then closes its apps and exits 0. Without a handler, as a container's PID 1 it
+        # would ignore SIGTERM until the SIGKILL comes.
+        signal.signal(signal.SIGTERM, signal.default_int_handler)
         hub.spawn(self._watch_remotes)
         # What exists now (Ryu, eventlet, the config) lives as long as the process: keep it
         # out of every future full garbage collection, whose pause adds to REST latency.
@@ -99,6 +115,11 @@ class SggwApp(app_manager.RyuApp):
                  len(conf.datapaths), conf.source, cfg.CONF.ofp_listen_host,
                  cfg.CONF.ofp_tcp_listen_port or 6653, cfg.CONF.wsapi_host,
                  cfg.CONF.wsapi_port)
+
+    def start(self):
+        """Ryu's event loop, and the REST API's server (whose thread ryu-manager joins)."""
+        super().start()
+        return hub.spawn(self.http.serve_forever)
 
     # --- switch life cycle -------------------------------------------------------------------
 

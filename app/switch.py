@@ -3,9 +3,11 @@
 Changes go through :meth:`Switch.sync` (compare the whole desired state with the switch's
 own dumps: on connect and when ports come or go), :meth:`Switch.apply` (a new datapath
 config from the REST API: only the parts that changed), or :meth:`Switch.forget_port`.
-Flows and groups change in one atomic bundle and meters around it, so the switch ends up
-either fully changed or as it was. All of these block on the switch's answers, so they run
-in their own green thread, one at a time per switch.
+Flows and groups change in one atomic bundle and meters around it; a change that fails
+part-way (refused, or the switch stalls and its answers are lost) is undone by comparing
+the switch's own dumps with the config in force, at once or in the background until the
+switch answers. All of these block on the switch's answers, so they run in their own green
+thread, one at a time per switch.
 """
 import logging
 import time
@@ -15,7 +17,7 @@ from ryu.ofproto import ofproto_v1_3 as ofp
 from ryu.ofproto import ofproto_v1_3_parser as parser
 
 from app import ovs_cli, ovs_settings, tunnels
-from app.channel import Channel, SwitchError
+from app.channel import Channel, Rejected, SwitchError
 from app.liveness import Liveness
 from flows import desired, probes, reconcile, remote, tables
 from flows.ofp import OFPP_LOCAL, delete_flows
@@ -26,6 +28,8 @@ PROBE_INTERVAL = 1.0  # seconds between probes for the same address
 TUNNEL_PORT_WAIT = 5.0  # seconds a new tunnel port may take to reach the switch's port list
 RESOLVE_WAIT = 1.0  # seconds to wait for OVS to learn a remote analyzer's MAC
 NEIGHBOUR_REFRESH = 300  # seconds between re-setting a remote next hop's MAC (OVS: 900)
+REPAIR_INTERVAL = 1.0  # seconds before putting a switch back after a failed change is retried
+MAX_REPAIR_INTERVAL = 30.0  # ... doubling up to this
 
 
 def port_is_up(port):
@@ -57,6 +61,7 @@ class Switch:
         self.last_sync = {}
         self.path_activity = {}  # learned path -> (packets, when they last changed, first seen)
         self.probes_sent = 0
+        self._repairing = False  # a background repair is under way
         self._probed = {}  # (vid, address) -> monotonic time of the last probe
         self.remote_health = []  # per remote destination: what its copies meet (tunnels.check)
         self._refreshed = {}  # (bridge, next hop, MAC) -> monotonic time it was last set
@@ -74,47 +79,102 @@ class Switch:
     def sync(self):
         """Make the switch hold exactly the desired state (compared with its own dumps)."""
         with self.lock:
-            started = time.monotonic()
-            try:
-                if self.state == "connecting":
-                    self.check_ovs()
-                    if self.conntrack:
-                        self._bound_conntrack()
-                self._add_tunnel_ports(self.dp)
-                self.portmap = self._resolve_ports()
-                plan = desired.plan(self.dp, self.portmap)
-                self._warn_missing()
-                changes, installed = reconcile.from_switch(plan, self._dump())
-                self._send(changes)
-                self._remove_tunnel_ports(self.dp)
-                self.check_remotes(self.dp)
-            except SwitchError as exc:
-                self.state, self.error = "failed", str(exc)
-                LOG.error("%s: programming failed, switch left as it was: %s", self.name, exc)
-                return False
-            self.installed = installed
-            self.state, self.error = "programmed", None
-            self._record(changes, started)
-            return True
+            return self._sync()
+
+    def _sync(self):
+        started = time.monotonic()
+        try:
+            if self.state == "connecting":
+                self.check_ovs()
+                if self.conntrack:
+                    self._bound_conntrack()
+            self._add_tunnel_ports(self.dp)
+            self.portmap = self._resolve_ports()
+            plan = desired.plan(self.dp, self.portmap)
+            self._warn_missing()
+            changes, installed = reconcile.from_switch(plan, self._dump())
+            self._send(changes)
+            self._remove_tunnel_ports(self.dp)
+            self.check_remotes(self.dp)
+        except SwitchError as exc:
+            self.state, self.error = "failed", str(exc)
+            LOG.error("%s: programming failed, switch left as it was: %s", self.name, exc)
+            return False
+        self.installed = installed
+        self.state, self.error = "programmed", None
+        self._record(changes, started)
+        return True
 
     def apply(self, dp):
         """Put datapath config ``dp`` on the switch, changing only what differs from now.
 
-        Raises SwitchError (the switch is then left as it was) and keeps the old config."""
+        Raises SwitchError and keeps the old config: the switch is then put back to it, at
+        once if it answers, else by a repair in the background (state ``repairing``)."""
         with self.lock:
             if not self.programmed:
                 raise SwitchError("the switch is not programmed yet (%s)"
                                   % (self.error or self.state))
-            started = time.monotonic()
-            if self._add_tunnel_ports(dp):
-                self._wait_tunnel_ports(dp)
-            self.check_remotes(dp)  # before copies flow: the first must find the MAC known
-            plan = desired.plan(dp, self.portmap, self.installed)
-            changes, installed = reconcile.incremental(plan, self.installed)
+            self._change(dp)
+
+    def revert(self, dp):
+        """Put ``dp`` back after a change that must not stay (it could not be saved). Never
+        raises: returns whether the switch holds ``dp`` now; if not, a background repair
+        is on its way there."""
+        with self.lock:
+            self.dp = dp
+            if not self.programmed:  # a sync or repair under way takes the new self.dp
+                if self.state == "failed":
+                    self._repair_later(self.error)
+                return False
+            try:
+                self._change(dp)
+            except Exception:  # noqa: BLE001 -- _change has put the repair under way
+                return False
+            return True
+
+    def _change(self, dp):
+        started = time.monotonic()
+        if self._add_tunnel_ports(dp):  # nothing sent yet: an error leaves all as it was
+            self._wait_tunnel_ports(dp)
+        self.check_remotes(dp)  # before copies flow: the first must find the MAC known
+        plan = desired.plan(dp, self.portmap, self.installed)
+        changes, installed = reconcile.incremental(plan, self.installed)
+        try:
             self._send(changes)
-            self.dp, self.installed = dp, installed
-            self._record(changes, started)
-            self._remove_tunnel_ports(dp)
+        except Exception as exc:  # noqa: BLE001 -- whatever stopped it, nothing stays half
+            self._restore(exc)
+            raise
+        self.dp, self.installed = dp, installed
+        self._record(changes, started)
+        self._remove_tunnel_ports(dp)
+
+    def _restore(self, exc):
+        """After a failed change, make the switch hold ``self.dp`` again. Any step may have
+        taken effect (a meter added, a bundle committed whose answer was lost), so the
+        switch's own dumps are compared: at once if it answered, else (it stalled or went
+        away) in the background until it answers."""
+        LOG.error("%s: change failed (%s): putting the switch back as it was", self.name, exc)
+        if isinstance(exc, Rejected) and self._sync():
+            return
+        self._repair_later(str(exc))
+
+    def _repair_later(self, reason):
+        self.state, self.error = "repairing", reason
+        if not self._repairing:
+            self._repairing = True
+            hub.spawn(self._repair)
+
+    def _repair(self):
+        interval = REPAIR_INTERVAL
+        try:
+            while not self.channel.closed:
+                if self.sync():
+                    LOG.info("%s: repaired: the switch holds the saved state again", self.name)
+                    return
+                hub.sleep(interval)
+                interval = min(interval * 2, MAX_REPAIR_INTERVAL)
+        finally:
+            self._repairing = False
 
     # --- remote destinations ------------------------------------------------------------------
 
@@ -229,11 +289,12 @@ class Switch:
 
     def _send(self, changes):
         """Meters first, then flows and groups in one bundle (all or nothing), then meter
-        deletes. If the bundle fails, the meters are put back as they were."""
+        deletes. If the switch refuses the bundle, the meters are put back as they were;
+        if it does not answer, the caller's repair compares with its dumps instead."""
         self.channel.transact(changes.meters_first)
         try:
             self.channel.commit(changes.bundle)
-        except SwitchError:
+        except Rejected:
             try:
                 self.channel.transact(changes.undo_meters)
             except SwitchError as exc:

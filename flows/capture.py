@@ -11,6 +11,7 @@ from flows.tables import CAPTURE, CAPTURE_LEARN, REG_OUT
 # Rules keep their place by id (config rules 1.., REST rules from 1001 in creation order):
 # adding or removing one never moves another.
 CAPTURE_TOP_PRIORITY = 65000
+MAX_RULE_ID = CAPTURE_TOP_PRIORITY - 2  # priorities 0 and 1 are the table's own flows
 
 
 def rule_flows(rule, ports):

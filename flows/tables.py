@@ -128,6 +128,7 @@ LEARNED_COOKIES = (COOKIE_SIGNATURE | _LEARNED_BIT, SIGNATURE_MASK | (0xF0 << KI
 
 # Groups and meters carry no cookie: sggw owns these id ranges and nothing outside them.
 GROUP_SESSION_BASE = 0x53670000  # + session id (< 0x10000)
+MAX_SESSION_ID = 0xFFFF  # above it the session's group would be port 0's rx hook group
 GROUP_HOOK_BASE = {"rx": 0x53680000, "tx": 0x53690000}  # + port number (LOCAL: 0xfffe)
 HOOK_CHUNK = 64  # sessions per chunk group: a change rebuilds one chunk, not every session
 GROUP_CHUNK_BASE = 0x60000000  # | direction << 26 | port << 10 | chunk

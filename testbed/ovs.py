@@ -1,7 +1,9 @@
-"""A private Open vSwitch: its own ovsdb-server and ovs-vswitchd, userspace datapath.
+"""Open vSwitch for the bed: one reached through its run directory (:class:`Ovs`, e.g. the
+compose deployment's), or a private one with its own ovsdb-server and ovs-vswitchd
+(:class:`PrivateOvs`).
 
-No kernel module is needed: bridges use ``datapath_type=netdev``. Stopping asks
-ovs-vswitchd to ``exit --cleanup`` (which removes its tap devices) through the control
+No kernel module is needed: bridges use ``datapath_type=netdev``. Stopping a private one
+asks ovs-vswitchd to ``exit --cleanup`` (which removes its tap devices) through the control
 socket named by its PID, then stops both daemons by PID.
 """
 import os
@@ -16,10 +18,71 @@ SCHEMA = "/usr/share/openvswitch/vswitch.ovsschema"
 NETDEV_TAP = "ovs-netdev"
 
 
-class PrivateOvs:
+class Ovs:
+    """An Open vSwitch that runs already, reached through its run directory (the sockets)."""
+
     def __init__(self, rundir):
         self.rundir = os.path.abspath(rundir)
         self.db = "unix:%s/db.sock" % self.rundir
+
+    # --- tools ------------------------------------------------------------------------------
+
+    def vsctl(self, *args, timeout=30):
+        return run("ovs-vsctl", "--db=" + self.db, "--timeout=%d" % timeout, *args,
+                   timeout=timeout + 5)
+
+    def mgmt(self, bridge):
+        return "unix:%s/%s.mgmt" % (self.rundir, bridge)
+
+    def ofctl(self, command, bridge, *args, check=True):
+        return run("ovs-ofctl", "-O", "OpenFlow13", command, self.mgmt(bridge), *args,
+                   check=check)
+
+    def add_bridge(self, name, dp_id, controller_port=None):
+        """A bridge as the README's "Running it" sets it up: OVS's defaults (in-band control
+        on, among others) plus fail_mode=secure, protocols=OpenFlow13 and the controller.
+        The userspace datapath and a fixed datapath id are the test bed's own needs."""
+        args = ["add-br", name, "--", "set", "bridge", name, "datapath_type=netdev",
+                "fail_mode=secure", "protocols=OpenFlow13",
+                "other-config:datapath-id=%016x" % dp_id]
+        self.vsctl(*args)
+        if controller_port is not None:
+            self.vsctl("set-controller", name, "tcp:127.0.0.1:%d" % controller_port)
+        wait_for(lambda: os.path.exists("%s/%s.mgmt" % (self.rundir, name)), 10,
+                 what="bridge %s" % name)
+
+    def add_port(self, bridge, ifname, ofport):
+        self.vsctl("add-port", bridge, ifname, "--", "set", "interface", ifname,
+                   "ofport_request=%d" % ofport)
+
+    def flows(self, bridge, table=None):
+        """Parsed ``dump-flows`` of ``bridge`` (optionally one table)."""
+        args = ["table=%d" % table] if table is not None else []
+        return [Flow(line) for line in self.ofctl("dump-flows", bridge, *args).splitlines()
+                if "actions=" in line]
+
+    def static_flows(self, bridge):
+        """sggw's own (non-learned) flows, sorted, without counters: compare before/after."""
+        cookie, mask = tables.STATIC_COOKIES
+        out = self.ofctl("dump-flows", bridge, "--no-stats", "cookie=%#x/%#x" % (cookie, mask))
+        return sorted(line.strip() for line in out.splitlines() if "actions=" in line)
+
+    def groups(self, bridge):
+        """``dump-groups`` of ``bridge``: one sorted line per group."""
+        return sorted(line.strip() for line in self.ofctl("dump-groups", bridge).splitlines()
+                      if "group_id=" in line)
+
+    def meters(self, bridge):
+        """``dump-meters`` of ``bridge``: one line per meter (its bands joined in)."""
+        text = self.ofctl("dump-meters", bridge).split("\n", 1)[-1]
+        return sorted(" ".join(m.split()) for m in re.split(r"\n(?=meter=)", text) if m.strip())
+
+
+class PrivateOvs(Ovs):
+    """Its own ovsdb-server and ovs-vswitchd in ``rundir``, started and stopped by PID."""
+
+    def __init__(self, rundir):
+        super().__init__(rundir)
         self.pids = {}
 
     def _env(self):
@@ -87,50 +150,8 @@ class PrivateOvs:
     def remove(self):
         shutil.rmtree(self.rundir, ignore_errors=True)
 
-    # --- tools ------------------------------------------------------------------------------
-
-    def vsctl(self, *args, timeout=30):
-        return run("ovs-vsctl", "--db=" + self.db, "--timeout=%d" % timeout, *args,
-                   timeout=timeout + 5)
-
-    def mgmt(self, bridge):
-        return "unix:%s/%s.mgmt" % (self.rundir, bridge)
-
-    def ofctl(self, command, bridge, *args, check=True):
-        return run("ovs-ofctl", "-O", "OpenFlow13", command, self.mgmt(bridge), *args,
-                   check=check)
-
     def appctl(self, *args):
         return run("ovs-appctl", "-t", "%s/ovs-vswitchd.ctl" % self.rundir, *args)
-
-    def add_bridge(self, name, dp_id, controller_port=None):
-        """A bridge as the README's "Running it" sets it up: OVS's defaults (in-band control
-        on, among others) plus fail_mode=secure, protocols=OpenFlow13 and the controller.
-        The userspace datapath and a fixed datapath id are the test bed's own needs."""
-        args = ["add-br", name, "--", "set", "bridge", name, "datapath_type=netdev",
-                "fail_mode=secure", "protocols=OpenFlow13",
-                "other-config:datapath-id=%016x" % dp_id]
-        self.vsctl(*args)
-        if controller_port is not None:
-            self.vsctl("set-controller", name, "tcp:127.0.0.1:%d" % controller_port)
-        wait_for(lambda: os.path.exists("%s/%s.mgmt" % (self.rundir, name)), 10,
-                 what="bridge %s" % name)
-
-    def add_port(self, bridge, ifname, ofport):
-        self.vsctl("add-port", bridge, ifname, "--", "set", "interface", ifname,
-                   "ofport_request=%d" % ofport)
-
-    def flows(self, bridge, table=None):
-        """Parsed ``dump-flows`` of ``bridge`` (optionally one table)."""
-        args = ["table=%d" % table] if table is not None else []
-        return [Flow(line) for line in self.ofctl("dump-flows", bridge, *args).splitlines()
-                if "actions=" in line]
-
-    def static_flows(self, bridge):
-        """sggw's own (non-learned) flows, sorted, without counters: compare before/after."""
-        cookie, mask = tables.STATIC_COOKIES
-        out = self.ofctl("dump-flows", bridge, "--no-stats", "cookie=%#x/%#x" % (cookie, mask))
-        return sorted(line.strip() for line in out.splitlines() if "actions=" in line)
 
     def flush_datapath_cache(self):
         """Forget cached datapath flows, so the next packets run (and learn) afresh."""

@@ -10,12 +10,12 @@ class CommandError(RuntimeError):
     pass
 
 
-def run(*cmd, ns=None, check=True, timeout=30, input=None):
+def run(*cmd, ns=None, check=True, timeout=30, input=None, env=None):
     """Run ``cmd`` (in network namespace ``ns`` if given); return its stdout."""
     argv = (["ip", "netns", "exec", ns] if ns else []) + [str(c) for c in cmd]
     try:
         done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, input=input,
-                              check=False)
+                              env=env, check=False)
     except subprocess.TimeoutExpired as exc:
         raise CommandError("%s: timed out after %ss" % (" ".join(argv), timeout)) from exc
     if check and done.returncode != 0:

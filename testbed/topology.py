@@ -58,10 +58,16 @@ class TwoSites:
 
     Its files (config, logs) live in a temporary directory, removed too unless the
     environment has SGGW_KEEP_BED=1. ``tunnel`` is one of TUNNELS.
+
+    By default the bed runs a private Open vSwitch and the controller as a process. Given
+    ``switch`` (an :class:`~testbed.ovs.Ovs` that runs already) it builds its bridges there
+    and deletes them on exit; given ``controller`` (called like
+    :class:`~testbed.controller.Controller`) it starts that instead.
     """
 
     def __init__(self, reverse_path=None, capture=None, workdir=None, token=None,
-                 extra_config=None, analyzers=0, tunnel="veth"):
+                 extra_config=None, analyzers=0, tunnel="veth", switch=None,
+                 controller=Controller):
         if tunnel not in TUNNELS:
             raise ValueError("tunnel: %r is not one of %s" % (tunnel, ", ".join(TUNNELS)))
         self.id = secrets.token_hex(2)
@@ -75,6 +81,7 @@ class TwoSites:
         self.analyzers = analyzers  # listening hosts on bridge A (ports 11..), for mirrors
         self.tunnel = tunnel
         self.hosts = {}
+        self._switch, self._controller = switch, controller
         self._undo = contextlib.ExitStack()
         self.ovs = self.controller = self.endpoint = self.vpn = None
 
@@ -106,9 +113,12 @@ class TwoSites:
         self.stop()
 
     def start(self):
-        self.ovs = PrivateOvs(os.path.join(self.workdir, "ovs"))
-        self._undo.callback(self.ovs.stop)
-        self.ovs.start()
+        if self._switch is None:
+            self.ovs = PrivateOvs(os.path.join(self.workdir, "ovs"))
+            self._undo.callback(self.ovs.stop)
+            self.ovs.start()
+        else:
+            self.ovs = self._switch
         self.of_port, self.api_port = free_port(), free_port()
         for site in SITES:
             self._build_site(site)
@@ -118,9 +128,9 @@ class TwoSites:
             self._build_analyzer(i)
         self.config_path = os.path.join(self.workdir, "sggw.yaml")
         self.write_config()
-        self.controller = Controller(self.config_path, self.api_port,
-                                     os.path.join(self.workdir, "controller.log"),
-                                     token=self.token)
+        self.controller = self._controller(self.config_path, self.api_port,
+                                           os.path.join(self.workdir, "controller.log"),
+                                           token=self.token)
         self._undo.callback(lambda: self.controller.stop())
         self.controller.start()
         self.controller.wait_programmed()
@@ -130,7 +140,7 @@ class TwoSites:
         # daemons first (by PID), so nothing holds the devices being deleted
         if self.controller is not None:
             self.controller.stop()
-        if self.ovs is not None:
+        if self._switch is None and self.ovs is not None:
             self.ovs.stop()
         self._undo.close()
         if self._own_workdir:
@@ -144,6 +154,8 @@ class TwoSites:
     def _build_site(self, site):
         spec = SITES[site]
         bridge = self.bridge(site)
+        if self._switch is not None:
+            self._undo.callback(self.ovs.vsctl, "--if-exists", "del-br", bridge)
         self.ovs.add_bridge(bridge, spec["dp_id"], self.of_port)
         self.ovs.vsctl("set", "bridge", bridge, "other-config:hwaddr=%s:02" % spec["mac"])
         for role, name, last, port in (("lan", spec["lan"], 10, 1), ("wan", spec["wan"], 1, 2)):

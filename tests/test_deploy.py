@@ -1,6 +1,7 @@
 """The deployment files: docker-compose.yml (checked with Debian's docker-compose, since no
 Docker engine runs here) and the example config."""
 import os
+import re
 import shutil
 import subprocess
 
@@ -35,6 +36,18 @@ def test_controller_finds_its_config_and_the_switch_database(compose):
     assert mounts[ctl["environment"]["SGGW_CONFIG"]].endswith(":ro")
     shared = {v.split(":")[0] for v in ctl["volumes"]} & {v.split(":")[0] for v in ovs["volumes"]}
     assert "ovs-run" in shared  # ovs-vsctl in the controller reaches db.sock
+
+
+def test_the_switch_database_and_sggws_store_are_in_volumes(compose):
+    # bridges, ports and controller settings (conf.db, where docker/ovs-start keeps it) and
+    # the REST-made objects (the default state_file) survive recreated containers
+    with open(os.path.join(ROOT, "docker", "ovs-start")) as handle:
+        db_dir = re.search(r"^DB=(\S+)/conf\.db$", handle.read(), re.M).group(1)
+    named = {service: {v.split(":")[1]: v.split(":")[0] for v in spec["volumes"]}
+             for service, spec in compose["services"].items()}
+    assert named["ovs"][db_dir] == "ovs-db"
+    assert named["controller"][os.path.dirname(config.DEFAULT_STATE_FILE)] == "sggw-state"
+    assert set(compose["volumes"]) >= {"ovs-db", "sggw-state"}
 
 
 def test_listeners_stay_on_the_hosts_loopback(compose):

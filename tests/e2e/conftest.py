@@ -3,35 +3,18 @@ import os
 
 import pytest
 
-from testbed.signals import exit_cleanly_on_sigterm
 from testbed.topology import TwoSites
 
 BED_REVERSE_PATH = {"idle_timeout": 60, "fin_idle_timeout": 2, "max_flows": 1000}
 
 
-def pytest_configure(config):
-    exit_cleanly_on_sigterm()  # a killed run still tears its beds down
-
-
-def pytest_collection_modifyitems(items):
+def pytest_collection_modifyitems(config, items):
+    soak = "slow" in (config.getoption("markexpr") or "")
     for item in items:
         if "/e2e/" in str(item.fspath):
             item.add_marker(pytest.mark.e2e)
-
-
-@pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item, call):
-    """A failed test's report carries the end of the controller's log."""
-    outcome = yield
-    report = outcome.get_result()
-    bed_ = item.funcargs.get("bed") if hasattr(item, "funcargs") else None
-    if report.failed and bed_ is not None and bed_.controller is not None:
-        try:
-            log = bed_.controller.log()
-        except OSError:
-            return
-        report.sections.append(("controller log (last 60 lines)",
-                                "\n".join(log.splitlines()[-60:])))
+        if "slow" in item.keywords and not soak:
+            item.add_marker(pytest.mark.skip(reason="slow: run it with -m slow"))
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -15,6 +15,11 @@ datapaths:
       - {name: to-site-b, ipv4_dst: 10.2.0.0/16}
 """
 
+# ~500 bytes that PyYAML alone expands to 9**8 keys: minutes and gigabytes
+MERGE_KEY_BOMB = "a: &a0 {k: 0, j: 1}\n" + "".join(
+    "b%d: &a%d {<<: [%s]}\n" % (i, i, ", ".join(["*a%d" % (i - 1)] * 9)) for i in range(1, 9)
+) + "datapaths: *a8\n"
+
 CASES = {
     "unknown-key": (GOOD.replace("    dp_id: 0x1", "    dp_id: 0x1\n    colour: blue"),
                     "datapaths.site-a.colour: unknown key"),
@@ -27,6 +32,10 @@ CASES = {
                           "ports.lan[0]"),
     "duplicate-dp_id": (GOOD + GOOD.split("\n", 1)[1].replace("site-a", "site-b"),
                         "datapaths.site-b.dp_id: 0x1 is already used by datapaths.site-a"),
+    "merge-key-bomb": (MERGE_KEY_BOMB, "line 6 column 14: aliases and merge keys expand this "
+                                       "to more than 200000 values"),
+    "nested-20k-deep": ("datapaths: " + "[" * 20000 + "]" * 20000 + "\n",
+                        "line 1 column 43: nested deeper than 32 levels"),
 }
 
 

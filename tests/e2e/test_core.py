@@ -5,6 +5,7 @@ Every check looks at real packets (tcpdump in the namespaces) or at what a user 
 (ping, sockets, the REST API, ``ovs-ofctl dump-flows``).
 """
 import contextlib
+import signal
 import subprocess
 import sys
 import time
@@ -351,3 +352,14 @@ def test_controller_restart_loses_no_packet_and_changes_no_flow(bed):
     # the OVS settings and the learned state's bounds are found as they were left
     assert bed.controller.health()["status"] == "ok", bed.controller.health()
     assert "NOT bounded" not in bed.controller.log()
+
+
+def test_sigterm_stops_the_controller_at_once_with_status_0(bed):
+    # what systemctl stop and docker stop send; a container's PID 1 would ignore it unhandled
+    process = bed.controller.process
+    started = time.monotonic()
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=10) == 0
+    assert time.monotonic() - started < 2
+    bed.controller.start()
+    bed.controller.wait_programmed()

@@ -3,6 +3,7 @@
 Every rejection must be a ConfigError whose str() is one line: ``file: key.path: reason``.
 """
 import copy
+import time
 import dataclasses
 from ipaddress import IPv4Interface, IPv4Network, IPv6Network
 
@@ -656,12 +657,13 @@ def test_duplicate_yaml_keys_are_rejected_not_merged(text, where, fragment):
 
 @pytest.mark.parametrize("text, where, fragment", [
     (MINIMAL.replace("wan: routera-p", "wan: routera-p: x"), "line 6 column 21",
-     "invalid YAML: mapping values are not allowed here"),
-    (MINIMAL.replace("    ports:", "   ports:"), "line 4 column 4", "invalid YAML: expected"),
+     "invalid YAML: mapping values are not allowed in this context"),
+    (MINIMAL.replace("    ports:", "   ports:"), "line 4 column 4",
+     "invalid YAML: did not find expected key"),
     ("datapaths:\n  site-a: {dp_id: 1, ports: {lan: [a], wan: b}\n", "line 3 column 1",
-     "invalid YAML: expected ',' or '}'"),
+     "invalid YAML: did not find expected ',' or '}'"),
     (MINIMAL + "\tapi: {}\n", "line 7 column 1",
-     "invalid YAML: found character '\\t' that cannot start any token"),
+     "invalid YAML: found a tab character that violates indentation"),
     (MINIMAL + "---\n" + MINIMAL, "line 7 column 1", "invalid YAML:"),
     (MINIMAL + "api: !!python/object:os.system {}\n", "line 7 column 6",
      "invalid YAML: could not determine a constructor"),
@@ -996,3 +998,85 @@ def test_check_mirror_against_compares_with_earlier_sessions_only():
             mirror("c", destinations=[{"port": "eth5"}]), "s[2]", ports), [first, second],
             "s[2]")
     assert str(info.value) == "s[2].destinations[0].port: 'eth5' is a source of another session"
+
+
+# --- bounds on YAML: size, nesting, aliases and merge keys -----------------------------------
+
+def merge_bomb(fan, levels):
+    """About 500 bytes of ``<<`` merge keys that PyYAML alone expands to fan**levels keys."""
+    lines = ["a: &a0 {k: 0, j: 1}"]
+    for i in range(1, levels + 1):
+        lines.append("b%d: &a%d {<<: [%s]}" % (i, i, ", ".join(["*a%d" % (i - 1)] * fan)))
+    return "\n".join(lines + ["datapaths: *a%d" % levels]) + "\n"
+
+
+def alias_bomb(fan, levels):
+    """Billion laughs: lists of aliases of lists."""
+    lines = ["x0: &x0 [lol]"]
+    for i in range(1, levels + 1):
+        lines.append("x%d: &x%d [%s]" % (i, i, ", ".join(["*x%d" % (i - 1)] * fan)))
+    return "\n".join(lines + ["datapaths: {site-a: *x%d}" % levels]) + "\n"
+
+
+def loads_quickly(text, seconds=5):
+    start = time.monotonic()
+    with pytest.raises(ConfigError) as info:
+        config.loads(text, SOURCE)
+    assert time.monotonic() - start < seconds
+    return info.value
+
+
+@pytest.mark.parametrize("text, where", [
+    (merge_bomb(9, 8), "line 6 column 14"),
+    (alias_bomb(9, 9), "line 7 column 5"),
+], ids=["merge-keys", "aliases"])
+def test_a_yaml_bomb_is_refused_quickly_with_one_line(text, where):
+    assert len(text) < 600
+    err = loads_quickly(text)
+    check_error(err, where, "aliases and merge keys expand this to more than 200000 values")
+
+
+@pytest.mark.parametrize("text, where", [
+    ("datapaths: " + "[" * 20000 + "]" * 20000 + "\n", "line 1 column 43"),
+    ("datapaths: " + "{a: " * 20000 + "1" + "}" * 20000 + "\n", "line 1 column 133"),
+    ("datapaths: {}\napi:\n" + "".join("  " * i + "-\n" for i in range(40)) + "  " * 40 + "x\n",
+     "line 34 column 63"),
+], ids=["flow-lists", "flow-mappings", "block-lists"])
+def test_yaml_nested_too_deeply_is_refused_with_one_line(text, where):
+    check_error(loads_quickly(text), where, "nested deeper than 32 levels")
+
+
+def test_nesting_through_aliases_counts_too():
+    chain = ["a0: &a0 [x]"] + ["a%d: &a%d [*a%d]" % (i, i, i - 1) for i in range(1, 40)]
+    text = "\n".join(chain) + "\ndatapaths: *a39\n"
+    check_error(loads_quickly(text), "line 30 column 6",
+                "nested deeper than 32 levels once aliases are expanded")
+
+
+def test_an_alias_inside_its_own_anchor_is_refused():
+    check_error(loads_quickly("datapaths: &a {site-a: *a}\n"), "line 1 column 12",
+                "an alias refers to a node that contains it")
+
+
+def test_too_many_values_or_bytes_are_refused(tmp_path):
+    check_error(loads_quickly("datapaths: [" + "1," * 200_001 + "]\n", seconds=15),
+                "line 1 column 400007", "more than 200000 values")
+    big = write(tmp_path, MINIMAL + "#" * (1024 * 1024) + "\n")
+    with pytest.raises(ConfigError) as info:
+        config.load(big)
+    check_error(info.value, "(top)", "the file is larger than 1048576 bytes", source=big)
+
+
+def test_anchors_aliases_and_merge_keys_within_bounds_still_work():
+    text = MINIMAL.replace("wan: routera-p", "wan: routera-p\n      tunnel: tun-a") + """\
+    capture:
+      - &web {name: web, ip_proto: tcp, dst_port: 443, ipv4_dst: 10.2.0.0/16}
+      - {<<: *web, name: web-v6, ipv4_dst: null}
+"""
+    with pytest.raises(ConfigError) as info:  # the merged null is still checked
+        config.loads(text, SOURCE)
+    check_error(info.value, DP + ".capture[1].ipv4_dst", "expected an IPv4 prefix")
+    cfg = config.loads(text.replace(", ipv4_dst: null", ", ipv4_dst: 10.3.0.0/16"), SOURCE)
+    web, other = cfg.datapaths["site-a"].capture
+    assert (other.name, other.dst_port, str(other.ipv4_dst)) == ("web-v6", 443, "10.3.0.0/16")
+    assert web.ip_proto == other.ip_proto == 6

@@ -3,10 +3,15 @@ that is not committed changes nothing."""
 import json
 from dataclasses import replace
 
+import pytest
 import yaml
 
 from app import config
-from app.store import FIRST_API_ID, Store
+from app.service import Sggw
+from app.store import FIRST_API_ID, IdsExhausted, Store
+from flows import tables
+from flows.capture import MAX_RULE_ID
+from flows.tables import MAX_SESSION_ID
 
 CONFIG = {"datapaths": {"site": {"dp_id": 1, "ports": {"lan": ["lan1"], "wan": "wan0",
                                                        "tunnel": "tap0"}}}}
@@ -41,7 +46,7 @@ def test_objects_come_back_from_the_file_as_they_were(tmp_path):
     again = Store(str(tmp_path / "state.json")).load(cfg)
     assert again.get("site", "mirrors") == [renamed]
     assert again.get("site", "captures") == [rule]
-    assert again.next_id("site", "mirrors") == FIRST_API_ID + 3
+    assert again.numbered("site", "mirrors", session, "mirror session")[1].id == FIRST_API_ID
     assert json.loads((tmp_path / "state.json").read_text())["version"] == 1
 
 
@@ -56,3 +61,120 @@ def test_a_write_that_is_not_committed_leaves_the_file_as_it_was(tmp_path):
     assert path.read_text() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["state.json"]
     assert len(Store(str(path)).load(cfg).get("site", "captures")) == 1
+
+
+# --- objects that no longer fit the config are kept (issue 9, case 3) --------------------
+
+def test_objects_that_no_longer_fit_are_kept_and_written_back(tmp_path):
+    two = {"datapaths": dict(CONFIG["datapaths"], other={
+        "dp_id": 2, "ports": {"lan": ["l2"], "wan": "w2", "tunnel": "t2"}})}
+    cfg = config.loads(yaml.safe_dump(two))
+    path = tmp_path / "state.json"
+    store = Store(str(path))
+    pinned = dict(RULE, name="from-lan1", in_port=["lan1"])
+    committed(store, "captures", [made(cfg, "captures", pinned, FIRST_API_ID)])
+    other = replace(config.capture_rule(RULE, None, cfg.datapaths["other"].ports),
+                    id=FIRST_API_ID)
+    changed = store.with_changed("other", "captures", [other])
+    store.commit(store.write(changed), changed)
+
+    # the port and the second datapath leave the config: nothing is lost
+    smaller = {"datapaths": {"site": {"dp_id": 1, "ports": {"lan": ["lan9"], "wan": "wan0",
+                                                            "tunnel": "tap0"}}}}
+    cfg2 = config.loads(yaml.safe_dump(smaller))
+    again = Store(str(path)).load(cfg2)
+    assert again.get("site", "captures") == [] and again.get("other", "captures") == []
+    kept = {(dp, item.name): item.reason for dp, _, item in again.all_kept()}
+    assert set(kept) == {("site", "from-lan1"), ("other", "to-b")}
+    assert "'lan1' is not one of this datapath's ports" in kept["site", "from-lan1"]
+    assert "datapath 'other' is not in the config" in kept["other", "to-b"]
+    # an unrelated write keeps them, with their ids
+    new, obj = again.numbered("site", "captures", made(cfg2, "captures", dict(RULE, name="n"),
+                                                       0), "capture rule")
+    assert obj.id == FIRST_API_ID + 1  # the kept rule's id stays reserved
+    changed = again.with_changed("site", "captures", new)
+    again.commit(again.write(changed), changed)
+    # and they come back when the config fits them again
+    back = Store(str(path)).load(cfg)
+    assert [o.name for o in back.get("site", "captures")] == ["from-lan1", "n"]
+    assert back.get("other", "captures") == [other]
+    assert back.all_kept() == []
+
+
+# --- ids stay inside the switch's layout (issue 9, case 4) -------------------------------
+
+def test_mirror_ids_are_reused_and_bounded(tmp_path):
+    cfg = config.loads(yaml.safe_dump(CONFIG))
+    store = Store(str(tmp_path / "state.json"))
+    session = made(cfg, "mirrors", SESSION, 0)
+    # create-new/delete-old swaps: the id space is never left
+    current = None
+    for i in range(70000):
+        objects, current = store.numbered("site", "mirrors", replace(session, name="s%d" % i),
+                                          "mirror session")
+        store.objects = {"site": {"captures": [], "mirrors": objects[-1:]}}
+    assert current.id in (FIRST_API_ID, FIRST_API_ID + 1)
+    # every id taken: a clear error, never an id past the layout's bound
+    full = [replace(session, name="s%d" % i, id=i)
+            for i in range(FIRST_API_ID, MAX_SESSION_ID + 1)]
+    store.objects = {"site": {"captures": [], "mirrors": full}}
+    with pytest.raises(IdsExhausted, match="all 64535 ids for a mirror session on site"):
+        store.numbered("site", "mirrors", session, "mirror session")
+    store.objects["site"]["mirrors"] = full[:100] + full[101:]
+    assert store.numbered("site", "mirrors", session, "mirror session")[1].id == \
+        FIRST_API_ID + 100
+
+
+def test_session_ids_never_reach_hook_groups_or_leave_the_meter_range():
+    for session_id in (FIRST_API_ID, MAX_SESSION_ID):
+        group = tables.session_group(session_id)
+        assert group in tables.GROUP_RANGE
+        assert group not in {tables.hook_group(d, p) for d in ("rx", "tx")
+                             for p in (0, 1, 0xfffe)}
+        assert tables.session_meter(session_id) in tables.METER_RANGE
+    assert tables.session_group(MAX_SESSION_ID + 1) == tables.hook_group("rx", 0)
+
+
+def test_capture_ids_keep_creation_order_and_are_renumbered_at_the_top(tmp_path):
+    cfg = config.loads(yaml.safe_dump(CONFIG))
+    store = Store(str(tmp_path / "state.json"))
+    rule = made(cfg, "captures", RULE, 0)
+    top = [replace(rule, name="a", id=MAX_RULE_ID - 1), replace(rule, name="b", id=MAX_RULE_ID)]
+    store.objects = {"site": {"captures": top, "mirrors": []}}
+    objects, new = store.numbered("site", "captures", replace(rule, name="c"), "capture rule")
+    assert [(o.name, o.id) for o in objects] == [
+        ("a", FIRST_API_ID), ("b", FIRST_API_ID + 1), ("c", FIRST_API_ID + 2)]
+    # below the top, a new rule goes after every other one
+    store.objects = {"site": {"captures": objects[1:], "mirrors": []}}
+    assert store.numbered("site", "captures", rule, "capture rule")[1].id == FIRST_API_ID + 3
+
+
+def test_temporary_files_of_a_killed_controller_go_at_the_next_start(tmp_path):
+    cfg = config.loads(yaml.safe_dump(CONFIG))
+    path = tmp_path / "state.json"
+    store = Store(str(path))
+    committed(store, "captures", [made(cfg, "captures", RULE, FIRST_API_ID)])
+    store.write(store.with_changed("site", "captures", []))  # killed before the rename
+    (tmp_path / "other.json").write_text("{}")
+    assert len(list(tmp_path.iterdir())) == 3
+    assert len(Store(str(path)).load(cfg).get("site", "captures")) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["other.json", "state.json"]
+
+
+def test_a_kept_object_is_in_health_and_can_be_deleted(tmp_path):
+    cfg = config.loads(yaml.safe_dump(CONFIG))
+    path = tmp_path / "state.json"
+    store = Store(str(path))
+    committed(store, "captures", [made(cfg, "captures", dict(RULE, in_port=["lan1"]),
+                                       FIRST_API_ID)])
+    moved = {"datapaths": {"site": {"dp_id": 1, "ports": {"lan": ["lan2"], "wan": "wan0",
+                                                          "tunnel": "tap0"}}}}
+    cfg2 = config.loads(yaml.safe_dump(moved))
+    service = Sggw(cfg2, Store(str(path)).load(cfg2))
+    health = service.health()
+    assert health["status"] == "degraded"
+    assert [(k["switch"], k["kind"], k["name"]) for k in health["kept_not_applied"]] == [
+        ("site", "captures", "to-b")]
+    service.delete("site", "captures", "to-b")  # no switch needed: it is not on one
+    assert "kept_not_applied" not in service.health()
+    assert json.loads(path.read_text())["datapaths"]["site"]["captures"] == []
