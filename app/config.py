@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 
 import yaml
 
-from app import strict_yaml
+from app import remote, strict_yaml
 
 ROLES = ("lan", "wan", "tunnel")
 SOURCE_ROLES = ("lan", "wan", "tunnel", "local")  # a mirror source may name a whole role
@@ -102,6 +102,17 @@ class MirrorDestination:
     port: object  # a port number or name that has no role: it carries only copies
     vlan: int = None  # push this 802.1Q tag on the copies (RSPAN-like)
     eth_dst: str = None  # rewrite the copies' destination MAC (like TEE --gateway)
+    remote: object = None  # app.remote.Remote: a remote analyzer (then no port)
+
+    @property
+    def key(self):
+        """The destination's name in counters and health."""
+        return self.remote.name if self.remote else str(self.port)
+
+    def to_dict(self):
+        if self.remote:
+            return self.remote.to_dict()
+        return {"port": self.port, "vlan": self.vlan, "eth_dst": self.eth_dst}
 
 
 @dataclass(frozen=True)
@@ -121,8 +132,7 @@ class Mirror:
             "name": self.name,
             "sources": [{"port": s.port, "direction": s.direction} for s in self.sources],
             "filter": self.filter.to_dict() if self.filter else None,
-            "destinations": [{"port": d.port, "vlan": d.vlan, "eth_dst": d.eth_dst}
-                             for d in self.destinations],
+            "destinations": [d.to_dict() for d in self.destinations],
             "snaplen": self.snaplen,
             "rate_limit": dict([self.rate_limit]) if self.rate_limit else None,
         }
@@ -538,7 +548,18 @@ def mirror(value, path, ports):
     for i, item in enumerate(_list_of(value["destinations"], _join(path, "destinations"),
                                       "destinations")):
         where = "%s[%d]" % (_join(path, "destinations"), i)
-        _mapping(item, where, ("port", "vlan", "eth_dst"), required=("port",))
+        if isinstance(item, dict) and "port" not in item and item:
+            dest = MirrorDestination(None, remote=remote.parse(item, where))
+            if dest in destinations:
+                raise ConfigError(where, "%s is already a destination of this session"
+                                  % dest.key)
+            destinations.append(dest)
+            continue
+        _mapping(item, where, ("port", "vlan", "eth_dst") + remote.KINDS, required=("port",))
+        for kind in remote.KINDS:
+            if kind in item:
+                raise ConfigError(_join(where, kind), "a destination is a port or a remote "
+                                  "analyzer, not both")
         if item["port"] in SOURCE_ROLES:
             raise ConfigError(_join(where, "port"), "a destination is one analyzer port, not "
                               "the role %r" % item["port"])
@@ -587,9 +608,9 @@ def check_mirror_against(session, others, path):
     """Sessions may share sources and destinations, but no port is a destination of one
     session and a source of another (copies of copies)."""
     sources = {s.port for o in others for s in o.sources}
-    destinations = {d.port for o in others for d in o.destinations}
+    destinations = {d.port for o in others for d in o.destinations if not d.remote}
     for i, dest in enumerate(session.destinations):
-        if dest.port in sources:
+        if not dest.remote and dest.port in sources:
             raise ConfigError("%s.destinations[%d].port" % (path, i), "%r is a source of "
                               "another session" % (dest.port,))
     for i, source in enumerate(session.sources):

@@ -43,8 +43,12 @@ def render_metrics(sggw):
                          "Bytes of those copies (before any snaplen truncation).")
     limited = _Family("sggw_mirror_rate_limited_packets_total", "counter",
                       "Copies a session's rate limit dropped.")
+    truncated = _Family("sggw_mirror_truncated_packets_total", "counter",
+                        "Remote copies a session cut to fit the path MTU.")
+    remote_ok = _Family("sggw_mirror_remote_destination_ok", "gauge",
+                        "1 if OVS can route a remote destination's copies and knows the MAC.")
     families = [connected, programmed, answering, packet_ins, probes, unknown, learned, copies,
-                copy_bytes, limited]
+                copy_bytes, limited, truncated, remote_ok]
     for name, dp_cfg in sggw.config.datapaths.items():
         switch = sggw.switches.get(dp_cfg.dp_id)
         connected.add(int(switch is not None), datapath=name)
@@ -77,4 +81,9 @@ def render_metrics(sggw):
             copies.add(counters["packets"], datapath=name, session=session)
             copy_bytes.add(counters["bytes"], datapath=name, session=session)
             limited.add(counters["rate_limited"], datapath=name, session=session)
+            if "truncated" in counters:
+                truncated.add(counters["truncated"], datapath=name, session=session)
+        for found in switch.remote_health:
+            remote_ok.add(int(found["state"] == "ok"), datapath=name,
+                          session=found["session"], destination=found["destination"])
     return "\n".join(f.render() for f in families) + "\n"

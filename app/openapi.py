@@ -5,7 +5,7 @@ It is the contract: the end-to-end tests fuzz the running controller against it
 """
 import copy
 
-from app import config
+from app import config, remote
 
 _NAME = {"type": "string", "pattern": "^%s$" % config.NAME_RE.pattern}
 _PORT_REF = {"oneOf": [{"type": "integer", "minimum": 1, "maximum": config.OFPP_MAX},
@@ -42,6 +42,45 @@ _CAPTURE_INPUT = {
 _FILTER = {"type": "object", "nullable": True, "additionalProperties": False,
            "properties": _MATCH, "description": "copy only matching packets"}
 
+_LOCAL_DESTINATION = {
+    "type": "object", "additionalProperties": False, "required": ["port"],
+    "properties": {
+        "port": {"description": "an analyzer port (no role): it carries only copies",
+                 **_PORT_REF},
+        "vlan": {"type": "integer", "minimum": 0, "maximum": 4094, "nullable": True,
+                 "description": "push this 802.1Q tag on the copies"},
+        "eth_dst": {"type": "string", "nullable": True,
+                    "pattern": "^%s$" % config.MAC_RE.pattern,
+                    "description": "rewrite the copies' destination MAC"}}}
+_REMOTE_FIELDS = {
+    "erspan": {"version": {"type": "integer", "enum": [1, 2]},
+               "session_id": {"type": "integer", "minimum": 0, "maximum": 1023},
+               "index": {"type": "integer", "minimum": 0, "maximum": 2**20 - 1,
+                         "description": "version 1 only (default 0)"},
+               "direction": {"type": "string", "enum": list(remote.ERSPAN_DIRECTIONS),
+                             "description": "version 2 only (default ingress)"},
+               "hwid": {"type": "integer", "minimum": 0, "maximum": 63,
+                        "description": "version 2 only (default 0)"}},
+    "gre": {"key": {"type": "integer", "minimum": 0, "maximum": 2**32 - 1}},
+    "vxlan": {"vni": {"type": "integer", "minimum": 0, "maximum": 2**24 - 1}},
+}
+
+
+def _remote_destination(kind, fields):
+    required = ["remote_ip"] + (["version", "session_id"] if kind == "erspan" else [])
+    return {"type": "object", "additionalProperties": False, "required": [kind],
+            "properties": {kind: {
+                "type": "object", "additionalProperties": False, "required": required,
+                "description": "a remote analyzer reached over %s" % kind.upper(),
+                "properties": dict(
+                    remote_ip={"type": "string", "description": "IPv4 or IPv6 unicast"},
+                    mtu={"type": "integer", "minimum": 576, "maximum": 65535,
+                         "default": remote.DEFAULT_MTU,
+                         "description": "the underlay's path MTU: longer copies are cut "
+                                        "to fit before encapsulation"},
+                    **fields)}}}
+
+
 _MIRROR_INPUT = {
     "type": "object", "additionalProperties": False,
     "required": ["name", "sources", "destinations"],
@@ -54,16 +93,9 @@ _MIRROR_INPUT = {
                          **_PORT_REF},
                 "direction": {"type": "string", "enum": list(config.DIRECTIONS),
                               "default": "both"}}}},
-        "destinations": {"type": "array", "minItems": 1, "items": {
-            "type": "object", "additionalProperties": False, "required": ["port"],
-            "properties": {
-                "port": {"description": "an analyzer port (no role): it carries only copies",
-                         **_PORT_REF},
-                "vlan": {"type": "integer", "minimum": 0, "maximum": 4094, "nullable": True,
-                         "description": "push this 802.1Q tag on the copies"},
-                "eth_dst": {"type": "string", "nullable": True,
-                            "pattern": "^%s$" % config.MAC_RE.pattern,
-                            "description": "rewrite the copies' destination MAC"}}}},
+        "destinations": {"type": "array", "minItems": 1, "items": {"oneOf": [
+            _LOCAL_DESTINATION] + [_remote_destination(kind, fields)
+                                   for kind, fields in _REMOTE_FIELDS.items()]}},
         "filter": _FILTER,
         "snaplen": {"type": "integer", "minimum": 64, "maximum": 65535, "nullable": True,
                     "description": "truncate copies to this many bytes"},
@@ -77,6 +109,8 @@ _MIRROR_INPUT = {
 
 _COUNTS = {"type": "object", "required": ["packets", "bytes"],
            "properties": {"packets": {"type": "integer"}, "bytes": {"type": "integer"}}}
+_DESTINATION_COUNTS = dict(_COUNTS, description="per destination: a port, or a remote "
+                                               "analyzer as kind:ip/key")
 
 
 def _stored(schema, counters):
@@ -95,7 +129,10 @@ _MIRROR = _stored(_MIRROR_INPUT, {
     "type": "object", "required": ["packets", "bytes", "rate_limited", "destinations"],
     "description": "copies delivered (group/bucket counts less the meter's drops)",
     "properties": dict(_COUNTS["properties"], rate_limited={"type": "integer"},
-                       destinations={"type": "object", "additionalProperties": _COUNTS})})
+                       truncated={"type": "integer", "description": "remote copies cut to "
+                                  "fit a path MTU (all remote destinations of the session)"},
+                       destinations={"type": "object",
+                                     "additionalProperties": _DESTINATION_COUNTS})})
 _OVS_SETTINGS = {
     "type": "object", "required": ["ok"],
     "description": "the OVS settings sggw depends on, as last checked through OVSDB",
@@ -120,7 +157,15 @@ _SCHEMAS = {
                 "answering": {"type": "boolean", "nullable": True},
                 "learned_tables_bounded": {"type": "boolean", "nullable": True},
                 "ovs_settings": dict(_OVS_SETTINGS, nullable=True),
-                "intruders": {"$ref": "#/components/schemas/Intruders"}}}},
+                "intruders": {"$ref": "#/components/schemas/Intruders"},
+                "remote_destinations": {
+                    "type": "array", "description": "what copies to each remote analyzer "
+                    "meet in the underlay: state ok, unroutable, unresolved or unknown",
+                    "items": {"type": "object",
+                              "required": ["session", "destination", "state"],
+                              "properties": {k: {"type": "string"} for k in (
+                                  "session", "destination", "state", "error", "via",
+                                  "source", "next_hop", "mac")}}}}}},
         "kept_not_applied": {
             "type": "array", "description": "REST-made objects kept in the state file that "
             "the config does not fit now; applied again once it does",

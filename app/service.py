@@ -118,11 +118,14 @@ class Sggw:
         switches = {name: self.describe_switch(name) for name in self.config.datapaths}
         kept = [{"switch": dp_name, "kind": kind, "name": item.name, "reason": item.reason}
                 for dp_name, kind, item in self.store.all_kept()]
+        remotes = {name: self.switch(name).remote_health if s["connected"] else []
+                   for name, s in switches.items()}
         ok = not kept and all(s["connected"] and s["state"] == "programmed" and s["answering"]
                               and s["learned_tables_bounded"] and s["ovs_settings"]["ok"]
-                              and not s.get("intruders") for s in switches.values())
+                              and not s.get("intruders") for s in switches.values()) \
+            and all(r["state"] == "ok" for found in remotes.values() for r in found)
         out = {"status": "ok" if ok else "degraded", "switches": {
-            name: dict({k: s.get(k) for k in HEALTH_KEYS},
+            name: dict({k: s.get(k) for k in HEALTH_KEYS}, remote_destinations=remotes[name],
                        **({"intruders": s["intruders"]} if "intruders" in s else {}))
             for name, s in switches.items()}}
         if kept:
@@ -446,6 +449,8 @@ def _check_mirror_ports(session, ports):
             raise ApiError(400, "%r %s" % (source.port, what), "sources[%d].port" % i)
         sources.update(found)
     for i, dest in enumerate(session.destinations):
+        if dest.remote:
+            continue  # sggw makes its tunnel port
         number = ports.lookup(dest.port)
         field = "destinations[%d].port" % i
         if number is None:
@@ -475,6 +480,7 @@ def _mirror_counters(switch, sessions):
     packet that reached the session; the meter stands between them and the analyzers."""
     groups = {g.group_id: g for g in switch.channel.stats(
         parser.OFPGroupStatsRequest(None, 0, ofp.OFPG_ALL))}
+    placed = {p.session.id: p for p in switch.placements()}
     meters = {m.meter_id: m for m in switch.channel.stats(
         parser.OFPMeterStatsRequest(None, 0, ofp.OFPM_ALL))}
     out = {}
@@ -486,13 +492,17 @@ def _mirror_counters(switch, sessions):
         dropped = sum(b.packet_band_count for b in meter.band_stats) if meter else 0
         dropped_bytes = sum(b.byte_band_count for b in meter.band_stats) if meter else 0
         destinations = {}
-        for dest, bucket in zip(session.destinations, stats.bucket_stats):
-            destinations[str(dest.port)] = {
+        buckets = placed[session.id].destinations if session.id in placed else ()
+        for (_, dest, _), bucket in zip(buckets, stats.bucket_stats):
+            destinations[dest.key] = {
                 "packets": max(bucket.packet_count - dropped, 0),
                 "bytes": max(bucket.byte_count - dropped_bytes, 0)}
         out[session.id] = {"packets": max(stats.packet_count - dropped, 0),
                            "bytes": max(stats.byte_count - dropped_bytes, 0),
                            "rate_limited": dropped, "destinations": destinations}
+        cut = meters.get(tables.cut_meter(session.id))
+        if cut is not None:
+            out[session.id]["truncated"] = cut.packet_in_count
     return out
 
 

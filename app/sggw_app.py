@@ -38,6 +38,7 @@ from flows import tables
 
 LOG = logging.getLogger("sggw")
 CONFIG_ENV = "SGGW_CONFIG"
+REMOTE_CHECK_INTERVAL = 10  # seconds between underlay checks of remote mirror destinations
 
 
 class _HelloFailed(logging.Filter):
@@ -105,6 +106,7 @@ class SggwApp(app_manager.RyuApp):
         # then closes its apps and exits 0. Without a handler, as a container's PID 1 it
         # would ignore SIGTERM until the SIGKILL comes.
         signal.signal(signal.SIGTERM, signal.default_int_handler)
+        hub.spawn(self._watch_remotes)
         # What exists now (Ryu, eventlet, the config) lives as long as the process: keep it
         # out of every future full garbage collection, whose pause adds to REST latency.
         gc.collect()
@@ -202,6 +204,14 @@ class SggwApp(app_manager.RyuApp):
             hub.spawn(switch.sync)
         elif todo == "forget":
             hub.spawn(switch.forget_port, ev.port_no)
+
+    def _watch_remotes(self):
+        """Health follows the underlay to remote analyzers, and OVS's MACs for them stay
+        fresh (an expired one would cost copies while OVS resolves it again)."""
+        while True:
+            hub.sleep(REMOTE_CHECK_INTERVAL)
+            for switch in list(self.sggw.switches.values()):
+                switch.watch_remotes()
 
     # --- replies for Channel -------------------------------------------------------------------
 

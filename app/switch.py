@@ -16,15 +16,18 @@ from ryu.lib import hub
 from ryu.ofproto import ofproto_v1_3 as ofp
 from ryu.ofproto import ofproto_v1_3_parser as parser
 
-from app import ovs_cli, ovs_settings
+from app import ovs_cli, ovs_settings, tunnels
 from app.channel import Channel, Rejected, SwitchError
 from app.liveness import Liveness
-from flows import desired, probes, reconcile, tables
+from flows import desired, probes, reconcile, remote, tables
 from flows.ofp import OFPP_LOCAL, delete_flows
 from flows.ports import resolve
 
 LOG = logging.getLogger("sggw.switch")
 PROBE_INTERVAL = 1.0  # seconds between probes for the same address
+TUNNEL_PORT_WAIT = 5.0  # seconds a new tunnel port may take to reach the switch's port list
+RESOLVE_WAIT = 1.0  # seconds to wait for OVS to learn a remote analyzer's MAC
+NEIGHBOUR_REFRESH = 300  # seconds between re-setting a remote next hop's MAC (OVS: 900)
 REPAIR_INTERVAL = 1.0  # seconds before putting a switch back after a failed change is retried
 MAX_REPAIR_INTERVAL = 30.0  # ... doubling up to this
 
@@ -60,6 +63,8 @@ class Switch:
         self.probes_sent = 0
         self._repairing = False  # a background repair is under way
         self._probed = {}  # (vid, address) -> monotonic time of the last probe
+        self.remote_health = []  # per remote destination: what its copies meet (tunnels.check)
+        self._refreshed = {}  # (bridge, next hop, MAC) -> monotonic time it was last set
 
     @property
     def name(self):
@@ -83,12 +88,14 @@ class Switch:
                 self.check_ovs()
                 if self.conntrack:
                     self._bound_conntrack()
-            self.portmap = resolve(self.dp.ports, {
-                no: port_name(port) for no, port in self.datapath.ports.items()})
+            self._add_tunnel_ports(self.dp)
+            self.portmap = self._resolve_ports()
             plan = desired.plan(self.dp, self.portmap)
             self._warn_missing()
             changes, installed = reconcile.from_switch(plan, self._dump())
             self._send(changes)
+            self._remove_tunnel_ports(self.dp)
+            self.check_remotes(self.dp)
         except SwitchError as exc:
             self.state, self.error = "failed", str(exc)
             LOG.error("%s: programming failed, switch left as it was: %s", self.name, exc)
@@ -127,6 +134,9 @@ class Switch:
 
     def _change(self, dp):
         started = time.monotonic()
+        if self._add_tunnel_ports(dp):  # nothing sent yet: an error leaves all as it was
+            self._wait_tunnel_ports(dp)
+        self.check_remotes(dp)  # before copies flow: the first must find the MAC known
         plan = desired.plan(dp, self.portmap, self.installed)
         changes, installed = reconcile.incremental(plan, self.installed)
         try:
@@ -136,6 +146,7 @@ class Switch:
             raise
         self.dp, self.installed = dp, installed
         self._record(changes, started)
+        self._remove_tunnel_ports(dp)
 
     def _restore(self, exc):
         """After a failed change, make the switch hold ``self.dp`` again. Any step may have
@@ -164,6 +175,109 @@ class Switch:
                 interval = min(interval * 2, MAX_REPAIR_INTERVAL)
         finally:
             self._repairing = False
+
+    # --- remote destinations ------------------------------------------------------------------
+
+    def _resolve_ports(self):
+        return resolve(self.dp.ports, {
+            no: port_name(port) for no, port in self.datapath.ports.items()})
+
+    def _add_tunnel_ports(self, dp):
+        """Create the tunnel ports ``dp``'s remote destinations need; whether any was new."""
+        kinds = _remote_kinds(dp)
+        if not kinds:
+            return False
+        missing = [k for k in kinds if self.portmap is None
+                   or self.portmap.lookup(remote.port_name(dp.dp_id, k)) is None]
+        if missing:
+            try:
+                tunnels.add_ports(self.ovsdb_address, dp.dp_id, missing)
+            except ovs_cli.OvsError as exc:
+                raise SwitchError("could not create tunnel ports: %s" % exc) from None
+        return bool(missing)
+
+    def _wait_tunnel_ports(self, dp):
+        """Wait until the switch reports the new tunnel ports, then look ports up again."""
+        names = {remote.port_name(dp.dp_id, k) for k in _remote_kinds(dp)}
+        deadline = time.monotonic() + TUNNEL_PORT_WAIT
+        while not names <= {port_name(p) for p in self.datapath.ports.values()}:
+            if time.monotonic() > deadline:
+                try:  # what the old config does not use goes again
+                    tunnels.remove_ports(self.ovsdb_address, dp.dp_id, _remote_kinds(self.dp))
+                except ovs_cli.OvsError as exc:
+                    LOG.error("%s: could not remove tunnel ports: %s", self.name, exc)
+                raise SwitchError("ovs-vswitchd did not add tunnel ports %s (its log says "
+                                  "why)" % ", ".join(sorted(names)))
+            hub.sleep(0.05)
+        self.portmap = self._resolve_ports()
+
+    def _remove_tunnel_ports(self, dp):
+        needed = _remote_kinds(dp)
+        if not any(self.portmap.lookup(remote.port_name(dp.dp_id, kind)) is not None
+                   for kind in tunnels.KINDS if kind not in needed):
+            return
+        try:
+            gone = tunnels.remove_ports(self.ovsdb_address, dp.dp_id, needed)
+        except ovs_cli.OvsError as exc:
+            LOG.error("%s: could not remove unused tunnel ports: %s", self.name, exc)
+            return
+        if gone:
+            LOG.info("%s: removed unused tunnel ports %s", self.name, ", ".join(gone))
+
+    def placements(self):
+        """The sessions as placed on the switch now (flows.mirror.Placed)."""
+        return desired.placements(self.dp, self.portmap, self.installed)
+
+    def watch_remotes(self):
+        """The periodic check_remotes, one at a time with changes (so a change's result
+        is never overwritten by an older check's)."""
+        with self.lock:
+            if self.programmed:
+                self.check_remotes(self.dp)
+
+    def check_remotes(self, dp):
+        """Check the underlay to every remote destination of ``dp`` and keep OVS's MAC for
+        it fresh; an unresolved one is probed (OVS then asks for the MAC) and waited for
+        briefly, so the first copies find it resolved. Called with the lock held."""
+        found = {}
+        for session in dp.mirrors:
+            for dest in session.destinations:
+                if dest.remote is not None and dest.remote.remote_ip not in found:
+                    found[dest.remote.remote_ip] = self._check_remote(dest.remote)
+        self.remote_health = [
+            dict(found[d.remote.remote_ip], session=s.name, destination=d.key)
+            for s in dp.mirrors for d in s.destinations if d.remote]
+
+    def _check_remote(self, dest):
+        try:
+            status = tunnels.check(self.ovsdb_address, dest.remote_ip)
+            if status["state"] == "unresolved" and self._probe_remote(dest):
+                deadline = time.monotonic() + RESOLVE_WAIT
+                while status["state"] == "unresolved" and time.monotonic() < deadline:
+                    hub.sleep(0.05)
+                    status = tunnels.check(self.ovsdb_address, dest.remote_ip)
+            if status["state"] == "ok":
+                self._refresh_neighbour(status)
+            return status
+        except ovs_cli.OvsError as exc:
+            return {"state": "unknown", "error": str(exc)}
+
+    def _refresh_neighbour(self, status):
+        key, now = (status["via"], status["next_hop"], status["mac"]), time.monotonic()
+        if now - self._refreshed.get(key, -NEIGHBOUR_REFRESH) >= NEIGHBOUR_REFRESH:
+            tunnels.refresh(self.ovsdb_address, status)
+            self._refreshed[key] = now
+
+    def _probe_remote(self, dest):
+        """Send a probe frame into the tunnel port: OVS cannot send it, asks for the MAC."""
+        port = self.portmap.lookup(remote.port_name(self.dp.dp_id, dest.kind))
+        if port is None:
+            return False
+        try:
+            self.channel.send(remote.probe(port, dest))
+        except SwitchError:
+            return False
+        return True
 
     def _dump(self):
         flows = self.channel.stats(parser.OFPFlowStatsRequest(
@@ -346,3 +460,7 @@ class Switch:
 
     def close(self):
         self.channel.close()
+
+
+def _remote_kinds(dp):
+    return sorted({d.remote.kind for m in dp.mirrors for d in m.destinations if d.remote})

@@ -23,6 +23,7 @@ from flows import tables
 from testbed.controller import ROOT, RYU_MANAGER
 from testbed.proc import free_port, popen, stop_child, wait_for
 from testbed.topology import TwoSites
+from testbed.underlay import Underlay
 
 BENCH_REVERSE_PATH = {"idle_timeout": 60, "fin_idle_timeout": 5, "max_flows": 200000}
 
@@ -32,6 +33,8 @@ class BenchBed:
         self.sites = TwoSites(analyzers=analyzers, reverse_path=dict(BENCH_REVERSE_PATH))
         self.contender = None
         self._reactive = None
+        self._underlay = None
+        self._undo = contextlib.ExitStack()
 
     def __enter__(self):
         self.sites.__enter__()
@@ -45,6 +48,7 @@ class BenchBed:
     def __exit__(self, *exc):
         self._stop_reactive()
         self.sites.__exit__(*exc)
+        self._undo.close()
 
     def __getitem__(self, name):
         return self.sites[name]
@@ -160,14 +164,24 @@ class BenchBed:
 
     def add_native_mirrors(self, source, analyzers):
         """One OVS Mirror row per analyzer: everything ``source`` sends and receives."""
-        bridge = self.sites.bridge("a")
         for i, name in enumerate(analyzers):
-            self.ovs.vsctl(
-                "--", "--id=@src", "get", "port", source,
-                "--", "--id=@out", "get", "port", self.sites[name].outside,
-                "--", "--id=@m", "create", "mirror", "name=bench%d" % i,
-                "select-src-port=@src", "select-dst-port=@src", "output-port=@out",
-                "--", "add", "bridge", bridge, "mirrors", "@m")
+            self.add_native_mirror(source, self.sites[name].outside, "bench%d" % i)
+
+    def add_native_mirror(self, source, output, name):
+        """An OVS Mirror row: everything ``source`` sends and receives, out of ``output``."""
+        self.ovs.vsctl(
+            "--", "--id=@src", "get", "port", source,
+            "--", "--id=@out", "get", "port", output,
+            "--", "--id=@m", "create", "mirror", "name=" + name,
+            "select-src-port=@src", "select-dst-port=@src", "output-port=@out",
+            "--", "add", "bridge", self.sites.bridge("a"), "mirrors", "@m")
+
+    def underlay(self, mtu):
+        """The routed underlay to a remote analyzer (:mod:`testbed.underlay`), built once;
+        the bench runs in a network namespace of its own, so its addresses stay there."""
+        if self._underlay is None:
+            self._underlay = Underlay(self.ovs, self.sites.prefix, mtu).build(self._undo)
+        return self._underlay
 
     def clear_native_mirrors(self):
         self.ovs.vsctl("--if-exists", "clear", "bridge", self.sites.bridge("a"), "mirrors")

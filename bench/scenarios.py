@@ -1,4 +1,4 @@
-"""The five benchmark scenarios. Each returns rows: (scenario, contender, metric, unit,
+"""The six benchmark scenarios. Each returns rows: (scenario, contender, metric, unit,
 summary of repeated measurements, details). Every contender gets the same warm-up, the same
 traffic and the same number of repetitions."""
 import json
@@ -10,6 +10,7 @@ from bench.flowgen import percentile
 from bench.measure import (
     PYTHON, FlowgenServer, StallWatch, cpu_seconds, flowgen, iperf, packets, rss_mb, summary)
 from testbed.proc import wait_for
+from testbed.underlay import ANALYZER_V4
 
 
 @dataclass(frozen=True)
@@ -366,5 +367,71 @@ def _learn(bed, size):
     return bed.learned("a")
 
 
+# --- 6. remote mirroring ------------------------------------------------------------------------
+
+REMOTE_MTU = 1600  # the underlay's MTU: full-size copies fit whole, for both contenders
+ERSPAN = {"version": 1, "session_id": 7, "index": 5}
+NATIVE_ERSPAN_PORT = "benchersp"
+
+
+def remote_mirroring(bed, plan):
+    """Throughput of a TCP flow (hostA -> routerA) mirrored to a remote analyzer over
+    ERSPAN v1, and the copies it received: sggw's remote destination (its flow-based ERSPAN
+    port, length check included) vs an OVS Mirror row whose output is an ERSPAN port to the
+    same analyzer, over the same underlay; the order alternates every round."""
+    analyzer = bed.underlay(REMOTE_MTU).analyzer
+    host, router = bed["hostA"], bed["routerA"]
+    bed.use_sggw()
+    bed.ovs.vsctl("--may-exist", "add-port", bed.sites.bridge("a"), NATIVE_ERSPAN_PORT, "--",
+                  "set", "interface", NATIVE_ERSPAN_PORT, "type=erspan",
+                  "options:remote_ip=%s" % ANALYZER_V4, "options:key=%d" % ERSPAN["session_id"],
+                  "options:erspan_ver=1", "options:erspan_idx=%d" % ERSPAN["index"])
+    values, worst = {}, {}
+    with bed.pinned():
+        for round_ in range(plan.runs):
+            for kind in ("sggw", "native") if round_ % 2 == 0 else ("native", "sggw"):
+                _remote_on(bed, kind)
+                try:
+                    iperf(host, router.ns, router.ipv4, 1)  # warm-up, MAC resolved
+                    before = _remote_counts(bed, analyzer)
+                    values.setdefault(kind, []).append(
+                        iperf(host, router.ns, router.ipv4, plan.seconds))
+                    time.sleep(0.5)
+                    after = _remote_counts(bed, analyzer)
+                finally:
+                    _mirror_off(bed, kind)
+                off = (after["copies"] - before["copies"]) - (after["source"] - before["source"])
+                worst[kind] = max(worst.get(kind, 0), abs(off))
+    bed.ovs.vsctl("del-port", bed.sites.bridge("a"), NATIVE_ERSPAN_PORT)
+    rows = [Row("remote mirroring", kind, "ERSPAN v1, 1 analyzer", "Gbit/s", summary(runs),
+                {"copies_minus_source_worst": worst[kind]}) for kind, runs in values.items()]
+    for row in rows:
+        row.details["vs_native"] = _paired_ratio(row.result["runs"], values["native"])
+    return rows
+
+
+def _remote_on(bed, kind):
+    if kind == "sggw":
+        status, body = bed.controller.call("POST", "/v1/switches/site-a/mirrors", {
+            "name": "bench", "sources": [{"port": bed["hostA"].outside, "direction": "both"}],
+            "destinations": [{"erspan": dict(ERSPAN, remote_ip=ANALYZER_V4, mtu=REMOTE_MTU)}]})
+        assert status == 201, body
+    else:
+        bed.add_native_mirror(bed["hostA"].outside, NATIVE_ERSPAN_PORT, "bench")
+    bed.ovs.flush_datapath_cache()
+
+
+def _remote_counts(bed, analyzer):
+    """Packets the switch forwarded for the flow (as in _counts) and the IPv4 packets the
+    remote analyzer received: the copies, as nothing else sends it IPv4 (its kernel's
+    ``Ip: InReceives``; ARP and IPv6 are not counted there)."""
+    header, values = [line.split() for line in analyzer.run("cat", "/proc/net/snmp")
+                      .splitlines() if line.startswith("Ip:")][:2]
+    return {"source": (bed.port_tx("a", bed["routerA"].port)
+                       + bed.port_tx("a", bed["hostA"].port)),
+            "copies": int(values[header.index("InReceives")])}
+
+
 SCENARIOS = {"throughput": throughput, "new_flows": new_flows, "mirroring": mirroring,
-             "control_plane": control_plane, "scale": scale}
+             "control_plane": control_plane, "scale": scale,
+             "remote_mirroring": remote_mirroring}

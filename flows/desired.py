@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import NamedTuple
 
-from flows import capture, mirror, pipeline
+from flows import capture, mirror, pipeline, remote
 
 
 @dataclass(frozen=True)
@@ -37,7 +37,7 @@ def placements(dp, ports, installed=None):
         if old is not None and old.token[1] is ports and old.token[0].session is session:
             out.append(old.token[0])
         else:
-            out.append(mirror.place(session, ports))
+            out.append(mirror.place(session, ports, dp.dp_id))
     return out
 
 
@@ -49,7 +49,7 @@ def plan(dp, ports, installed=None):
     hooks = pipeline.Hooks(
         rx=frozenset(port for direction, port in hook_map if direction == "rx"),
         tx=frozenset(port for direction, port in hook_map if direction == "tx"),
-        analyzers=frozenset(port for p in placed for port, _ in p.destinations))
+        analyzers=frozenset(port for p in placed for _, _, port in p.destinations))
     parts = {("base",): Planned((dp.local_ip, dp.reverse_path, ports, hooks),
                                 partial(_base, dp, ports, hooks))}
     for rule in dp.capture:
@@ -86,6 +86,8 @@ def _capture(rule, ports):
 
 def _mirror(placed, ports):
     meters = (mirror.session_meter(placed.session),) if placed.session.rate_limit else ()
+    cut = remote.cut_meter(placed.session)
+    meters += (cut,) if cut is not None else ()
     return Part(flows=tuple(mirror.session_flows(placed, ports)),
                 groups=(mirror.session_group(placed),), meters=meters)
 

@@ -11,7 +11,7 @@ with plain destinations thus costs one output per analyzer, like OVS's own mirro
 """
 from dataclasses import dataclass
 
-from flows import tables
+from flows import remote, tables
 from flows.capture import rule_matches
 from flows.ofp import (
     OFPVID_PRESENT, flow, group, group_mod, isolated, match, meter_mod, output,
@@ -26,13 +26,14 @@ class Placed:
     session: object  # config.Mirror
     rx: tuple  # port numbers whose received traffic is copied
     tx: tuple  # port numbers whose transmitted traffic is copied
-    destinations: tuple  # (port number, config.MirrorDestination)
+    destinations: tuple  # (REG_MIRROR_PORT value, config.MirrorDestination, output port)
     missing: tuple  # port refs the switch does not have
     refused: tuple = ()  # destination refs that turn out to be a role's port
 
 
-def place(session, ports):
-    """Look ``session``'s ports up in ``ports`` (a PortMap)."""
+def place(session, ports, dp_id):
+    """Look ``session``'s ports up in ``ports`` (a PortMap of datapath ``dp_id``); a remote
+    destination's port is sggw's tunnel port of its kind."""
     rx, tx, missing = [], [], []
     for source in session.sources:
         found = ports.expand(source.port)
@@ -43,14 +44,16 @@ def place(session, ports):
         if source.tx:
             tx.extend(found)
     destinations, refused = [], []
-    for dest in session.destinations:
-        port = ports.lookup(dest.port)
+    for index, dest in enumerate(session.destinations):
+        ref = remote.port_name(dp_id, dest.remote.kind) if dest.remote else dest.port
+        port = ports.lookup(ref)
         if port is None:
-            missing.append(dest.port)
+            missing.append(ref)
         elif port in ports.all:
-            refused.append(dest.port)  # a role's port under another name: never an analyzer
+            refused.append(ref)  # a role's port under another name: never an analyzer
         else:
-            destinations.append((port, dest))
+            dest_id = remote.destination_id(index) if dest.remote else port
+            destinations.append((dest_id, dest, port))
     return Placed(session, tuple(dict.fromkeys(rx)), tuple(dict.fromkeys(tx)),
                   tuple(destinations), tuple(missing), tuple(refused))
 
@@ -102,7 +105,8 @@ def hook_action(direction, port):
 
 
 def session_flows(placed, ports):
-    """MIRROR (filter, meter, group) and MIRROR_OUT (one shaped copy per destination)."""
+    """MIRROR (filter, meter, group), MIRROR_OUT (one shaped copy per destination) and, for
+    remote destinations, MIRROR_TRIM."""
     session = placed.session
     cookie = tables.cookie(tables.KIND_MIRROR, session.id)
     meter = tables.session_meter(session.id) if session.rate_limit else None
@@ -110,9 +114,15 @@ def session_flows(placed, ports):
     out = [flow(MIRROR, 10, match(**{REG_SESSION: session.id}, **fields),
                 [group(tables.session_group(session.id))], meter=meter, cookie=cookie)
            for fields in filters]
-    out += [flow(MIRROR_OUT, 10, match(**{REG_SESSION: session.id, REG_MIRROR_PORT: port}),
-                 _copy(port, dest, session.snaplen), cookie=cookie)
-            for port, dest in placed.destinations]
+    for dest_id, dest, port in placed.destinations:
+        selected = match(**{REG_SESSION: session.id, REG_MIRROR_PORT: dest_id})
+        if dest.remote:
+            actions = remote.copy_actions(port, dest.remote, session.snaplen)
+            out += remote.trim_flows(session.id, dest_id, port, dest.remote, session.snaplen,
+                                     cookie)
+        else:
+            actions = _copy(port, dest, session.snaplen)
+        out.append(flow(MIRROR_OUT, 10, selected, actions, cookie=cookie))
     return out
 
 
@@ -142,8 +152,8 @@ def session_group(placed):
     tagged, re-addressed and truncated on its own in MIRROR_OUT. (In a bucket, OVS would
     truncate by a byte count computed before other buckets' header changes.)"""
     return group_mod(tables.session_group(placed.session.id), [
-        [set_field(**{REG_MIRROR_PORT: port}), resubmit(MIRROR_OUT)]
-        for port, _ in placed.destinations])
+        [set_field(**{REG_MIRROR_PORT: dest_id}), resubmit(MIRROR_OUT)]
+        for dest_id, _, _ in placed.destinations])
 
 
 def session_meter(session):

@@ -5,8 +5,10 @@ them (as FAUCET's ``valve_of`` does). Only OF1.3 plus the Nicira extensions OVS 
 """
 import struct
 
+from ryu.lib import type_desc
 from ryu.ofproto import ofproto_v1_3 as ofp
 from ryu.ofproto import ofproto_v1_3_parser as parser
+from ryu.ofproto import oxm_fields
 
 from flows import tables
 
@@ -184,3 +186,42 @@ NEVER_A_PORT = 0xFEFF
 def isolated(actions):
     """``clone(actions)`` that OVS 3.1 really executes on a copy (see NEVER_A_PORT)."""
     return NXActionClone([output_truncated(NEVER_A_PORT, 0xFFFF)] + list(actions))
+
+
+# OVS's ERSPAN tunnel metadata (experimenter OXM fields, NXOXM_ET_ERSPAN_*), which Ryu 4.34
+# does not know: added to its field table so flows can set them and replies parse.
+ofp.oxm_types.extend([
+    oxm_fields.NiciraExperimenter("tun_erspan_idx", 11, type_desc.Int4),
+    oxm_fields.NiciraExperimenter("tun_erspan_ver", 12, type_desc.Int1),
+    oxm_fields.NiciraExperimenter("tun_erspan_dir", 13, type_desc.Int1),
+    oxm_fields.NiciraExperimenter("tun_erspan_hwid", 14, type_desc.Int1),
+])
+oxm_fields.generate(ofp.__name__)
+
+
+
+class NXActionCheckPktLarger(parser.NXAction):
+    """OVS ``check_pkt_larger(LEN)->REG[OFS]``: 1 in that bit if the frame is longer than
+    LEN bytes, else 0. Ryu 4.34 lacks it (Nicira subtype 49)."""
+
+    _subtype = 49
+    _fmt_str = "!HH"
+
+    def __init__(self, pkt_len, dst, ofs=0, type_=None, len_=None, experimenter=None,
+                 subtype=None):
+        super().__init__()
+        self.pkt_len, self.dst, self.ofs = pkt_len, dst, ofs
+
+    @classmethod
+    def parser(cls, buf):
+        pkt_len, ofs = struct.unpack_from(cls._fmt_str, buf, 0)
+        n, _ = ofp.oxm_parse_header(buf, struct.calcsize(cls._fmt_str))
+        return cls(pkt_len, ofp.oxm_to_user_header(n), ofs)
+
+    def serialize_body(self):
+        data = bytearray(struct.pack(self._fmt_str, self.pkt_len, self.ofs))
+        ofp.oxm_serialize_header(ofp.oxm_from_user_header(self.dst), data, len(data))
+        return bytes(data) + bytes(24 - 10 - len(data))  # the action is 24 bytes long
+
+
+parser.NXAction.register(NXActionCheckPktLarger)

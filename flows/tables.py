@@ -17,7 +17,10 @@ Mirror sessions hook in at the two places a packet meets a port: first thing in
 bucket per session that sets ``REG_SESSION`` and resubmits to ``MIRROR`` (a rate-limited
 session through ``MIRROR_COPY``, which runs it on an isolated copy of the packet): the
 session's filter, then its meter, then the session's group (one bucket per destination),
-and ``MIRROR_OUT`` outputs (and shapes) each copy.
+and ``MIRROR_OUT`` outputs (and shapes) each copy; a copy for a remote analyzer goes on to
+``MIRROR_TRIM`` when it may be longer than the path MTU allows: there a copy that is gets cut
+(and counted by the session's cut meter) before it is encapsulated into sggw's tunnel port of
+its kind.
 (OVS runs a group bucket as an OpenFlow action *set*: only set-field/push actions and one
 output, group or resubmit survive, hence the extra table for the copy.) The lookup tables
 (``REVERSE``, ``MAC``, ``NEIGH``, ``GATEWAY``) hold only flows written by OVS ``learn()``;
@@ -61,10 +64,11 @@ EGRESS = Table(30, "egress", "output to REG_OUT")
 MIRROR_COPY = Table(40, "mirror_copy", "run the session (MIRROR) on an isolated copy")
 MIRROR = Table(41, "mirror", "per session: filter, meter, then the session's group")
 MIRROR_OUT = Table(42, "mirror_out", "one copy per destination: tag, MAC, snaplen, output")
+MIRROR_TRIM = Table(43, "mirror_trim", "a remote copy: cut (and counted) to fit the path MTU")
 
 PIPELINE = (INGRESS, LOCAL_IN, CAPTURE, CAPTURE_LEARN, L2, FLOOD, TUNNEL_IN, TUNNEL_MISS,
             DELIVER, ARP_PROXY, ARP_REPLY, CT_LOCAL, CT_TUNNEL, REVERSE, MAC, NEIGH, GATEWAY,
-            EGRESS, MIRROR_COPY, MIRROR, MIRROR_OUT)
+            EGRESS, MIRROR_COPY, MIRROR, MIRROR_OUT, MIRROR_TRIM)
 LEARNED_TABLES = tuple(t for t in PIPELINE if t.learned)
 BY_ID = {t.id: t for t in PIPELINE}
 
@@ -73,7 +77,9 @@ REG_OUT = "reg0"  # output port decided so far; 0 = none yet
 REG_FROM_TUNNEL = "reg1"  # 1 when the packet came in on the tunnel port
 REG_SCRATCH = "reg2"  # temporary for swapping ARP addresses
 REG_SESSION = "reg5"  # the mirror session a copy belongs to
-REG_MIRROR_PORT = "reg6"  # the destination port of a copy
+REG_MIRROR_PORT = "reg6"  # the destination of a copy: its port, or REMOTE_BASE + index
+REG_CUT = "reg7"  # bit 0: a remote copy is longer than its path MTU allows
+REMOTE_BASE = 0xFFFF0000  # REG_MIRROR_PORT of a session's remote destination (+ its index)
 
 # Priorities of learned flows (one per table: learned matches never overlap).
 LEARNED_PRIORITY = 10
@@ -130,7 +136,8 @@ GROUP_RANGE = range(0x53670000, 0x536A0000)
 CHUNK_RANGE = range(0x60000000, 0x68000000)
 METER_PUNT = 1
 METER_SESSION_BASE = 0x1000  # + session id
-METER_RANGE = range(1, METER_SESSION_BASE + 0x10000)
+METER_CUT_BASE = 0x11000  # + session id: counts remote copies cut to fit the path MTU
+METER_RANGE = range(1, METER_CUT_BASE + 0x10000)
 
 
 def session_group(session_id):
@@ -153,6 +160,10 @@ def owned_group(group_id):
 
 def session_meter(session_id):
     return METER_SESSION_BASE + session_id
+
+
+def cut_meter(session_id):
+    return METER_CUT_BASE + session_id
 
 
 def learned_through(port):

@@ -1,4 +1,6 @@
 """Hosts as Linux network namespaces, joined to bridges by veth pairs."""
+import contextlib
+import ctypes
 import json
 
 from testbed.proc import popen, run
@@ -97,3 +99,25 @@ def add_address(ns, address, dev="eth0"):
     if ":" in address:
         args.append("nodad")
     ns.run(*args)
+
+
+CLONE_NEWNET = 0x40000000
+
+
+@contextlib.contextmanager
+def inside(name):
+    """Run this process, and everything it starts, in a new network namespace ``name``
+    (deleted afterwards): a bed whose underlay needs addresses next to its ovs-vswitchd
+    then adds them there, never to the namespace the tests were started in."""
+    ns = Namespace(name)
+    libc = ctypes.CDLL(None, use_errno=True)
+    try:
+        with open("/proc/self/ns/net") as home, open("/run/netns/" + name) as target:
+            if libc.setns(target.fileno(), CLONE_NEWNET) != 0:
+                raise OSError(ctypes.get_errno(), "setns into %s failed" % name)
+            try:
+                yield ns
+            finally:
+                libc.setns(home.fileno(), CLONE_NEWNET)
+    finally:
+        ns.delete()

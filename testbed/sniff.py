@@ -26,7 +26,7 @@ class Sniffer:
         fd, self._file = tempfile.mkstemp(suffix=".pcap", prefix="sggw-")
         os.close(fd)
         args = ["tcpdump", "--immediate-mode", "-Z", "root", "-i", self.ifname, "-nn", "-U",
-                "-s", str(self.snaplen),
+                "-s", str(self.snaplen), "-B", "16384",  # KiB: no drops in a burst
                 "-w", self._file]
         if self.direction:
             args += ["-Q", self.direction]

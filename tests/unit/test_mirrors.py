@@ -283,7 +283,7 @@ def test_analyzer_ports_get_no_floods():
 def placed(*sessions, switch_ports=MIRROR_PORT_NAMES):
     dp = datapath(capture=TO_B, mirrors=list(sessions))
     pm = portmap(dp, switch_ports)
-    return dp, pm, [mirror.place(s, pm) for s in dp.mirrors], desired.plan(dp, pm)
+    return dp, pm, [mirror.place(s, pm, dp.dp_id) for s in dp.mirrors], desired.plan(dp, pm)
 
 
 def test_a_session_whose_destinations_are_all_missing_has_no_part_and_no_hooks():
@@ -302,7 +302,7 @@ def test_a_missing_destination_or_source_is_reported_and_the_rest_is_used():
     _, _, [one], plan = placed(session(sources=[("lan1", "rx"), ("eth7", "rx")],
                                        destinations=["mon1", "mon9"]))
     assert one.missing == ("eth7", "mon9")
-    assert [port for port, _ in one.destinations] == [MON1] and one.rx == (LAN1,)
+    assert [port for _, _, port in one.destinations] == [MON1] and one.rx == (LAN1,)
     twin = Twin(session(sources=[("lan1", "rx"), ("eth7", "rx")],
                         destinations=["mon1", "mon9"]))
     assert twin.send(a1_to_a2()).ports == sorted([LAN2, WAN, LOCAL, MON1])
