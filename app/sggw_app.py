@@ -29,8 +29,12 @@ from ryu.ofproto import ofproto_v1_3 as ofp
 
 from app import config as sggw_config
 from app.channel import describe_error
+from app.cluster_store import ClusterStore
+from app.election import Election
 from app.http_server import HttpServer
+from app.ovsdb_client import Ovsdb
 from app.rest import API, MAX_BODY, RestApi, UnknownPath
+from app.roles import Roles
 from app.service import Sggw, peer
 from app.store import Store, StoreError
 from app.switch import Switch
@@ -38,6 +42,7 @@ from flows import tables
 
 LOG = logging.getLogger("sggw")
 CONFIG_ENV = "SGGW_CONFIG"
+STORE_WAIT = 60  # seconds a cluster instance waits for its store at start
 
 
 class _HelloFailed(logging.Filter):
@@ -69,7 +74,7 @@ def start_or_exit():
         raise SystemExit(2)
     try:
         loaded = sggw_config.load(path)
-        return Sggw(loaded, Store(loaded.state_file).load(loaded))
+        return Sggw(loaded, _store(loaded).load(loaded))
     except (sggw_config.ConfigError, StoreError) as exc:
         sys.stderr.write("sggw: %s\n" % exc)
         raise SystemExit(2) from None
@@ -84,6 +89,17 @@ def listen_or_exit(routes):
         sys.stderr.write("sggw: cannot serve the REST API on %s:%s: %s\n"
                          % (host, port, getattr(exc, "strerror", None) or exc))
         raise SystemExit(2) from None
+
+
+def _store(loaded):
+    """The state file, or for a cluster the shared store once it answers."""
+    if loaded.cluster is None:
+        return Store(loaded.state_file)
+    db = Ovsdb(loaded.cluster.store).start()
+    if not db.wait_live(STORE_WAIT):
+        raise StoreError("cluster.store: no leader of %s answered within %d s"
+                         % (loaded.cluster.store, STORE_WAIT))
+    return ClusterStore(db)
 
 
 class SggwApp(app_manager.RyuApp):
@@ -105,6 +121,14 @@ class SggwApp(app_manager.RyuApp):
         # then closes its apps and exits 0. Without a handler, as a container's PID 1 it
         # would ignore SIGTERM until the SIGKILL comes.
         signal.signal(signal.SIGTERM, signal.default_int_handler)
+        self.roles = None
+        if conf.cluster is not None:
+            self.roles = Roles(self.sggw)
+            db = self.sggw.store.db
+            self.sggw.election = Election(db, conf.cluster.name, conf.cluster.api_url,
+                                          self.roles.became_master, self.roles.became_standby)
+            db.listeners.append(self.roles.follow_store)
+            self.sggw.election.review()
         # What exists now (Ryu, eventlet, the config) lives as long as the process: keep it
         # out of every future full garbage collection, whose pause adds to REST latency.
         gc.collect()
@@ -158,12 +182,17 @@ class SggwApp(app_manager.RyuApp):
 
     def _adopt(self, datapath, dp_cfg):
         """Make ``datapath`` the connection that programs datapath ``dp_cfg``."""
+        cluster = self.sggw.config.cluster
         switch = Switch(self.sggw.effective(dp_cfg.name), datapath,
-                        self.sggw.config.ovsdb, cfg.CONF.ofp_tcp_listen_port or 6653)
+                        self.sggw.config.ovsdb, cfg.CONF.ofp_tcp_listen_port or 6653,
+                        cluster.controllers if cluster else ())
         switch.liveness.on_silent = lambda: self._owner_silent(switch)
         self.sggw.switches[datapath.id] = switch
         LOG.info("%s: connected (%s)", switch.name, describe_peer(datapath))
-        hub.spawn(switch.start)
+        if self.roles is None:
+            hub.spawn(switch.start)
+        else:
+            self.roles.adopted(switch)
 
     def _owner_silent(self, switch):
         """A silent owner gives way to a connection that waits with its datapath id, as it
@@ -195,7 +224,7 @@ class SggwApp(app_manager.RyuApp):
     @set_ev_cls(ofp_event.EventOFPPortStateChange, MAIN_DISPATCHER)
     def _port_state_change(self, ev):
         switch = self._owner(ev.datapath)
-        if switch is None:
+        if switch is None or not switch.channel.writable:
             return
         todo = switch.port_changed(ev.port_no)
         if todo == "resync":
@@ -209,7 +238,8 @@ class SggwApp(app_manager.RyuApp):
                  ofp_event.EventOFPFlowStatsReply, ofp_event.EventOFPAggregateStatsReply,
                  ofp_event.EventOFPTableStatsReply, ofp_event.EventOFPEchoReply,
                  ofp_event.EventOFPGroupDescStatsReply, ofp_event.EventOFPGroupStatsReply,
-                 ofp_event.EventOFPMeterConfigStatsReply, ofp_event.EventOFPMeterStatsReply],
+                 ofp_event.EventOFPMeterConfigStatsReply, ofp_event.EventOFPMeterStatsReply,
+                 ofp_event.EventOFPRoleReply],
                 MAIN_DISPATCHER)
     def _reply(self, ev):
         switch = self._owner(ev.msg.datapath)
@@ -236,7 +266,7 @@ class SggwApp(app_manager.RyuApp):
     def _packet_in(self, ev):
         msg = ev.msg
         switch = self._owner(msg.datapath)
-        if switch is None:
+        if switch is None or not switch.channel.writable:
             return
         dp_id = msg.datapath.id
         self.sggw.packet_ins[dp_id] = self.sggw.packet_ins.get(dp_id, 0) + 1

@@ -40,13 +40,14 @@ def port_name(port):
 class Switch:
     """A configured datapath that is connected now."""
 
-    def __init__(self, dp, datapath, ovsdb_address, of_port):
+    def __init__(self, dp, datapath, ovsdb_address, of_port, members=()):
         self.dp = dp  # the datapath config in force: the file's plus REST-made objects
         self.datapath = datapath
         self.channel = Channel(datapath)
         self.liveness = Liveness(self.channel, self.name)
         self.ovsdb_address = ovsdb_address
         self.of_port = of_port  # where sggw listens for OpenFlow
+        self.members = members  # OpenFlow targets of the other instances of its cluster
         self.lock = hub.Semaphore(1)
         self.state = "connecting"  # -> programmed | failed
         self.error = None
@@ -220,7 +221,8 @@ class Switch:
         bridge = self.datapath.ports.get(OFPP_LOCAL)
         review = ovs_settings.check(self.ovsdb_address, self.dp.dp_id,
                                     port_name(bridge) if bridge else "BRIDGE",
-                                    self.dp.reverse_path.max_flows, self.of_port)
+                                    self.dp.reverse_path.max_flows, self.of_port,
+                                    self.members)
         if review.fixed:
             LOG.warning("%s: set the OVS settings sggw needs: %s", self.name,
                         "; ".join(p.describe() for p in review.fixed))
