@@ -44,6 +44,7 @@ class Roles:
         """Called at once on losing mastership: nothing is written from here on."""
         for switch in list(self.sggw.switches.values()):
             switch.channel.writable = False
+            switch.role = None
             hub.spawn(self._hold, switch)
 
     def follow_store(self):
@@ -60,6 +61,7 @@ class Roles:
             if _stale(exc):
                 self.election.step_down("a switch knows a newer master")
             return
+        switch.role = "master"
         if not self.election.writable or self.election.generation != generation:
             return  # lost mastership while asking
         switch.channel.writable = True
@@ -77,6 +79,8 @@ class Roles:
             switch.channel.role(ofp.OFPCR_ROLE_SLAVE, generation)
         except SwitchError as exc:  # stale: a newer master exists; still never write
             LOG.info("%s: SLAVE with generation %d refused: %s", switch.name, generation, exc)
+            return
+        switch.role = "slave"
 
 
 def _stale(exc):

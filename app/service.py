@@ -103,6 +103,8 @@ class Sggw:
                    ovs_settings=switch.ovs.to_dict(),
                    packet_ins=self.packet_ins.get(dp.dp_id, 0),
                    neighbour_probes=switch.probes_sent)
+        if switch.role is not None:
+            out["role"] = switch.role
         if switch.bound_error:
             out["learned_tables_error"] = switch.bound_error
         intruders = self.intruders.get(dp.dp_id)
@@ -139,7 +141,7 @@ class Sggw:
                               and not s.get("intruders") for s in switches.values())
         out = {"status": "ok" if ok else "degraded", "switches": {
             name: dict({k: s.get(k) for k in HEALTH_KEYS},
-                       **({"intruders": s["intruders"]} if "intruders" in s else {}))
+                       **{k: s[k] for k in ("intruders", "role") if k in s})
             for name, s in switches.items()}}
         if kept:
             out["kept_not_applied"] = kept  # stored, but the config does not fit them now

@@ -48,6 +48,7 @@ class Switch:
         self.ovsdb_address = ovsdb_address
         self.of_port = of_port  # where sggw listens for OpenFlow
         self.members = members  # OpenFlow targets of the other instances of its cluster
+        self.role = None  # in a cluster: the OpenFlow role the switch last granted
         self.lock = hub.Semaphore(1)
         self.state = "connecting"  # -> programmed | failed
         self.error = None

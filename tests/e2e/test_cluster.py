@@ -76,9 +76,17 @@ class ClusterBed(TwoSites):
         return found
 
     def master_everywhere(self, name):
-        """Both switches report ``name``'s connection as master, and the other not."""
+        """Both switches report ``name``'s connection as master, and the other not (OVS
+        writes the roles to its database every few seconds)."""
         return all(self.roles(site).get(self.target(name)) == "master" and list(
             self.roles(site).values()).count("master") == 1 for site in "ab")
+
+    def granted_everywhere(self, name):
+        """Both switches answered ``name``'s MASTER request (OFPRoleReply) and it
+        reconciled them."""
+        health = self.instances[name].health()
+        return health and all(s.get("role") == "master" and s["state"] == "programmed"
+                              for s in health["switches"].values())
 
 
 @pytest.fixture(scope="module")
@@ -181,10 +189,10 @@ def test_killing_the_master_under_traffic_loses_no_ping_and_the_other_takes_over
     time.sleep(1)
     cbed.instances[old].stop(kill=True)
     killed = time.monotonic()
-    wait_for(lambda: cbed.master_everywhere(new), 5, interval=0.02,
+    wait_for(lambda: cbed.granted_everywhere(new), 5, interval=0.02,
              what="the standby confirmed master on both switches")
     took = time.monotonic() - killed
-    time.sleep(1)
+    wait_for(lambda: cbed.master_everywhere(new), 10, what="OVS showing the new master")
     sent, got = ping.stop()
     assert took <= 2.0, took
     assert sent >= 30 and got == sent, (sent, got)
@@ -197,7 +205,7 @@ def test_killing_the_master_under_traffic_loses_no_ping_and_the_other_takes_over
     wait_for(lambda: standing_by(cbed, old), 30, what="the old master as standby")
     wait_for(lambda: {"extra", "after-kill"} <= captures(cbed, old), 5,
              what="the old master reads what was made meanwhile")
-    assert cbed.master_everywhere(new)
+    wait_for(lambda: cbed.master_everywhere(new), 10, what="OVS showing the new master")
 
 
 def test_losing_the_raft_leader_loses_nothing_and_rest_works_again(cbed):
@@ -229,7 +237,7 @@ def test_a_hung_master_is_replaced_and_steps_down_without_touching_the_switch(cb
     proc.send_signal(signal.SIGSTOP)
     stopped = time.monotonic()
     try:
-        wait_for(lambda: cbed.master_everywhere(new), 20, interval=0.05,
+        wait_for(lambda: cbed.granted_everywhere(new), 20, interval=0.05,
                  what="the standby master on both switches")
         took = time.monotonic() - stopped
     finally:
@@ -241,4 +249,4 @@ def test_a_hung_master_is_replaced_and_steps_down_without_touching_the_switch(cb
     assert set(after) == set(before)
     elapsed = time.monotonic() - stopped
     assert all(after[k] >= before[k] + elapsed - 1 for k in after), "a flow was re-added"
-    assert cbed.master_everywhere(new)
+    wait_for(lambda: cbed.master_everywhere(new), 10, what="OVS showing the new master")
