@@ -74,20 +74,21 @@ class Election:
         self.on_standby()
 
     def _claim(self):
-        first = []
+        claimed = []
 
         def bump(txn, tables):
             rows = list(tables[TABLE].rows.values())
-            if rows:
+            if rows:  # verified: the transaction fails if the stored number moved meanwhile
                 row = rows[0]
-                row.increment("generation")
+                row.verify("generation")
+                claimed.append(row.generation + 1)
             else:  # the first master ever (maxRows 1: a second insert fails)
                 row = txn.insert(tables[TABLE])
-                row.generation = 1
-                first.append(1)
+                claimed.append(1)
+            row.generation = claimed[-1]
             row.master, row.master_api = self.name, self.api_url
         try:
-            txn = self.db.transact(bump)
+            self.db.transact(bump)
         except OvsdbError as exc:
             LOG.warning("%s: could not become master: %s", self.name, exc)
             self._claiming = False
@@ -98,7 +99,7 @@ class Election:
         if not (self.db.live and self.db.has_lock):
             self.role = STANDBY
             return
-        self.generation = first[0] if first else txn.get_increment_new_value()
+        self.generation = claimed[-1]
         self.role = MASTER
         LOG.warning("%s: master with generation %d", self.name, self.generation)
         self.on_master(self.generation)

@@ -213,11 +213,18 @@ def test_losing_the_raft_leader_loses_nothing_and_rest_works_again(cbed):
     leader = cbed.store.leader()
     cbed.store.kill(leader)
     try:
+        answers = []
+
         def created():
-            name = master(cbed)
-            return name and create(cbed, name, dict(RULE, name="after-leader",
-                                                    ipv4_dst="10.97.0.0/16")).status_code == 201
-        wait_for(created, 30, interval=0.5, what="a REST create after the raft leader died")
+            answers.append(create(cbed, "one", dict(RULE, name="after-leader",
+                                                    ipv4_dst="10.97.0.0/16")))
+            return answers[-1].status_code == 201
+        try:
+            wait_for(created, 30, interval=0.5, what="a REST create after the raft leader died")
+        except TimeoutError:
+            raise AssertionError("last answer %s %s; health %s" % (
+                answers[-1].status_code, answers[-1].text,
+                [i.health() for i in cbed.instances.values()])) from None
         name = master(cbed)
         wait_for(lambda: cbed.master_everywhere(name), 5, what="master on both switches")
         for each in cbed.instances:
