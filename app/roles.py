@@ -45,6 +45,7 @@ class Roles:
         for switch in list(self.sggw.switches.values()):
             switch.channel.writable = False
             switch.role = None
+            switch.state = "standby"
             hub.spawn(self._hold, switch)
 
     def follow_store(self):

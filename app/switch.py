@@ -79,6 +79,9 @@ class Switch:
             return self._sync()
 
     def _sync(self):
+        if not self.channel.writable:  # a cluster standby: the master programs it
+            self.state = "standby"
+            return False
         started = time.monotonic()
         try:
             if self.state == "connecting":
@@ -158,7 +161,7 @@ class Switch:
     def _repair(self):
         interval = REPAIR_INTERVAL
         try:
-            while not self.channel.closed:
+            while not self.channel.closed and self.channel.writable:
                 if self.sync():
                     LOG.info("%s: repaired: the switch holds the saved state again", self.name)
                     return
@@ -340,7 +343,7 @@ class Switch:
         self.sync()
         while not self.channel.closed:
             hub.sleep(ovs_settings.RECHECK)
-            if not self.channel.closed:
+            if not self.channel.closed and self.channel.writable:
                 self.check_ovs()
 
     @property

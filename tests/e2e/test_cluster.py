@@ -257,3 +257,34 @@ def test_a_hung_master_is_replaced_and_steps_down_without_touching_the_switch(cb
     elapsed = time.monotonic() - stopped
     assert all(after[k] >= before[k] + elapsed - 1 for k in after), "a flow was re-added"
     wait_for(lambda: cbed.master_everywhere(new), 10, what="OVS showing the new master")
+
+
+def failover(bed, sig):
+    """Seconds from ``sig`` to the master until the standby is granted master on both
+    switches and has reconciled them; the old master is then back as a standby."""
+    old = master(bed)
+    new = standby_of(old)
+    proc = bed.instances[old].process
+    proc.send_signal(sig)
+    hit = time.monotonic()
+    wait_for(lambda: bed.granted_everywhere(new), 20, interval=0.01, what="a new master")
+    took = time.monotonic() - hit
+    if sig == signal.SIGSTOP:
+        proc.send_signal(signal.SIGCONT)
+    else:
+        proc.wait(10)
+        bed.instances[old].start()
+    wait_for(lambda: standing_by(bed, old), 30, what="the old master as standby")
+    return took
+
+
+@pytest.mark.slow
+def test_failover_times(cbed):
+    """The README's failover figures: ``-m slow -s`` prints them."""
+    killed = sorted(failover(cbed, signal.SIGKILL) for _ in range(5))
+    hung = sorted(failover(cbed, signal.SIGSTOP) for _ in range(3))
+    print("\nfailover, master killed: p50 %.2f s, max %.2f s (%s)"
+          % (killed[2], killed[-1], " ".join("%.2f" % t for t in killed)))
+    print("failover, master hung: p50 %.2f s, max %.2f s (%s)"
+          % (hung[1], hung[-1], " ".join("%.2f" % t for t in hung)))
+    assert killed[-1] <= 2.0 and hung[-1] <= 10.0, (killed, hung)
