@@ -38,6 +38,7 @@ from app.roles import Roles
 from app.service import Sggw, peer
 from app.store import Store, StoreError
 from app.switch import Switch
+from app.tls_listener import install as install_tls_listener
 from flows import tables
 
 LOG = logging.getLogger("sggw")
@@ -59,6 +60,8 @@ class _HelloFailed(logging.Filter):
 
 
 logging.getLogger("OFPHandler").addFilter(_HelloFailed())  # its app logger
+
+install_tls_listener()
 
 # Safe by default: both listeners on loopback unless configured (flags still win).
 cfg.CONF.set_default("wsapi_host", "127.0.0.1")
@@ -111,7 +114,8 @@ class SggwApp(app_manager.RyuApp):
         conf = self.sggw.config
         for opt, value in (("wsapi_host", conf.api.host), ("wsapi_port", conf.api.port),
                            ("ofp_listen_host", conf.openflow.host),
-                           ("ofp_tcp_listen_port", conf.openflow.port)):
+                           ("ofp_tcp_listen_port", conf.openflow.port),
+                           ("ofp_ssl_listen_port", conf.openflow.port)):  # with --ctl-privkey
             cfg.CONF.set_default(opt, value)
         routes = WSGIApplication()
         routes.register(RestApi, {API: self.sggw})
@@ -135,7 +139,7 @@ class SggwApp(app_manager.RyuApp):
         gc.freeze()
         LOG.info("sggw: %d datapaths configured from %s; OpenFlow on %s:%s, REST on %s:%s",
                  len(conf.datapaths), conf.source, cfg.CONF.ofp_listen_host,
-                 cfg.CONF.ofp_tcp_listen_port or 6653, cfg.CONF.wsapi_host,
+                 "%s%s" % (openflow_port(), " (TLS)" if tls() else ""), cfg.CONF.wsapi_host,
                  cfg.CONF.wsapi_port)
 
     def start(self):
@@ -184,7 +188,7 @@ class SggwApp(app_manager.RyuApp):
         """Make ``datapath`` the connection that programs datapath ``dp_cfg``."""
         cluster = self.sggw.config.cluster
         switch = Switch(self.sggw.effective(dp_cfg.name), datapath,
-                        self.sggw.config.ovsdb, cfg.CONF.ofp_tcp_listen_port or 6653,
+                        self.sggw.config.ovsdb, openflow_port(),
                         cluster.controllers if cluster else ())
         switch.liveness.on_silent = lambda: self._owner_silent(switch)
         self.sggw.switches[datapath.id] = switch
@@ -272,6 +276,17 @@ class SggwApp(app_manager.RyuApp):
         self.sggw.packet_ins[dp_id] = self.sggw.packet_ins.get(dp_id, 0) + 1
         if msg.table_id == tables.DELIVER.id:
             switch.probe(msg.data)
+
+
+def tls():
+    """OpenFlow over TLS: Ryu's --ctl-privkey and --ctl-cert (and --ca-certs to require
+    the switches' certificates) make it listen with TLS instead of TCP."""
+    return cfg.CONF.ctl_privkey is not None and cfg.CONF.ctl_cert is not None
+
+
+def openflow_port():
+    """The port the switches connect to (Ryu's TLS or TCP listener)."""
+    return (cfg.CONF.ofp_ssl_listen_port if tls() else cfg.CONF.ofp_tcp_listen_port) or 6653
 
 
 def describe_peer(datapath):
