@@ -7,6 +7,7 @@ controller`` (the role each switch gives each controller), ``dump-flows`` and th
 import re
 import signal
 import time
+from collections import Counter
 
 import pytest
 import requests
@@ -16,6 +17,7 @@ from flows import tables
 from testbed.controller import Controller
 from testbed.ovs import Flow
 from testbed.proc import free_port, wait_for
+from testbed.sniff import Sniffer
 from testbed.topology import TwoSites
 from tests.ovsdb_cluster import Cluster
 
@@ -29,7 +31,7 @@ class ClusterBed(TwoSites):
 
     def __init__(self, store, workdir):
         super().__init__(reverse_path={"idle_timeout": 60, "max_flows": 1000},
-                         workdir=workdir)
+                         workdir=workdir, analyzers=1)
         self.store = store
         self.of2, self.api2 = free_port(), free_port()
         self.instances = {}
@@ -184,7 +186,13 @@ def test_one_master_programs_and_a_create_sent_to_the_standby_shows_everywhere(c
 def test_killing_the_master_under_traffic_loses_no_ping_and_the_other_takes_over(cbed):
     old = master(cbed)
     new = standby_of(old)
+    status, body = cbed.instances[old].call("POST", "/v1/switches/site-a/mirrors", {
+        "name": "watch", "sources": [{"port": cbed["hostA"].outside, "direction": "both"}],
+        "destinations": [{"port": cbed["ana1"].outside}]})
+    assert status == 201, body
     before = static_with_durations(cbed, "a")
+    copies = Sniffer(cbed["ana1"].ns, bpf="icmp", direction="in").__enter__()
+    wire = Sniffer(cbed["hostA"].ns, bpf="icmp").__enter__()
     ping = Ping(cbed)
     time.sleep(1)
     cbed.instances[old].stop(kill=True)
@@ -194,8 +202,11 @@ def test_killing_the_master_under_traffic_loses_no_ping_and_the_other_takes_over
     took = time.monotonic() - killed
     wait_for(lambda: cbed.master_everywhere(new), 10, what="OVS showing the new master")
     sent, got = ping.stop()
+    seen, mirrored = wire.stop(), copies.stop()
     assert took <= 2.0, took
     assert sent >= 30 and got == sent, (sent, got)
+    assert len(seen) == 2 * sent
+    assert Counter(bytes(p) for p in mirrored) == Counter(bytes(p) for p in seen)
     after = static_with_durations(cbed, "a")
     assert set(after) == set(before)  # reconciled: nothing wiped, nothing added
 
