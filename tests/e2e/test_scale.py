@@ -1,7 +1,7 @@
 """One controller drives 100 endpoint bridges, each with its own LAN, WAN and tunnel ports
 (internal ports of one private ovs-vswitchd): the README's scale figures, ``-m slow -s``
-prints them. The targets (10 s, 50 ms) are not met yet: the bounds below are what it
-holds now on a loaded 2-vCPU machine."""
+prints them. The targets (10 s, 50 ms) are not met yet (the per-bridge OVS settings check
+dominates the start): the bounds below are what it holds now on a loaded 2-vCPU machine."""
 import time
 
 import pytest
