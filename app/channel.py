@@ -45,7 +45,7 @@ _CODE_PREFIX = {"OFPET_BAD_REQUEST": "OFPBRC_", "OFPET_BAD_ACTION": "OFPBAC_",
                 "OFPET_BAD_INSTRUCTION": "OFPBIC_", "OFPET_BAD_MATCH": "OFPBMC_",
                 "OFPET_FLOW_MOD_FAILED": "OFPFMFC_", "OFPET_GROUP_MOD_FAILED": "OFPGMFC_",
                 "OFPET_METER_MOD_FAILED": "OFPMMFC_", "OFPET_TABLE_FEATURES_FAILED": "OFPTFFC_",
-                "OFPET_EXPERIMENTER": None}
+                "OFPET_ROLE_REQUEST_FAILED": "OFPRRFC_", "OFPET_EXPERIMENTER": None}
 
 
 def _code_name(type_name, code):
@@ -72,6 +72,9 @@ class Channel:
         self._members = {}  # xid of a message in a transaction -> (_Waiter, msg)
         self._bundle_id = 0
         self.closed = False
+        # False while this instance may not change the switch (a cluster standby, or a
+        # master that lost its mastership): every write then fails before it is sent.
+        self.writable = True
 
     # --- called from the app's event handlers -------------------------------------------
 
@@ -176,19 +179,32 @@ class Channel:
 
     def send(self, msg):
         """Fire and forget (packet-outs)."""
+        self._may_write()
         msg.datapath = self.datapath
         if not self.datapath.send_msg(msg):
             raise SwitchError("not connected")
 
     # --- internals ----------------------------------------------------------------------
 
+    def role(self, role, generation):
+        """Ask the switch for OpenFlow ``role`` with ``generation``; Rejected if refused
+        (``OFPRRFC_STALE``: another master has a newer generation)."""
+        req = self.datapath.ofproto_parser.OFPRoleRequest(self.datapath, role, generation)
+        self.request(req)
+
+    def _may_write(self):
+        if not self.writable:
+            raise SwitchError("this controller is not the master")
+
     def _control(self, bundle, type_, flags, waiter=None):
+        self._may_write()
         parser = self.datapath.ofproto_parser
         waiter = waiter or _Waiter()
         req = parser.ONFBundleCtrlMsg(self.datapath, bundle, type_, flags, [])
         self._await(self._send_request(req, waiter), waiter, [])
 
     def _send(self, msg, waiter, member=None):
+        self._may_write()
         msg.datapath = self.datapath
         xid = self.datapath.set_xid(msg)
         self._members[xid] = (waiter, member or msg)

@@ -184,6 +184,16 @@ class Listen:
 
 
 @dataclass(frozen=True)
+class Cluster:
+    """This instance in a cluster of controllers sharing a clustered OVSDB store."""
+
+    name: str  # this instance, as health and the store show it
+    store: str  # the store's members: "tcp:IP:PORT,tcp:IP:PORT,..." (or ssl:)
+    api_url: str  # where the other instances send REST writes to this one
+    controllers: tuple = ()  # the OpenFlow targets of the other instances (tcp:IP:PORT)
+
+
+@dataclass(frozen=True)
 class Config:
     source: str
     datapaths: dict
@@ -192,6 +202,7 @@ class Config:
     openflow: Listen = Listen("127.0.0.1", 6653)
     ovsdb: str = DEFAULT_OVSDB
     state_file: str = DEFAULT_STATE_FILE
+    cluster: "Cluster" = None  # None: one controller, objects in state_file
 
     def by_dp_id(self, dp_id):
         return next((d for d in self.datapaths.values() if d.dp_id == dp_id), None)
@@ -633,9 +644,12 @@ def _listen(value, path, default):
     return Listen(host, port)
 
 
+_REMOTE_TCP = r"(tcp|ssl):(\[[0-9a-fA-F:]+\]|[0-9.]+):[0-9]{1,5}"
+
+
 def parse(data, source="<config>"):
     """Validate already-parsed YAML ``data``."""
-    _mapping(data, None, ("datapaths", "api", "openflow", "ovsdb", "state_file"),
+    _mapping(data, None, ("datapaths", "api", "openflow", "ovsdb", "state_file", "cluster"),
              required=("datapaths",))
     dps = data["datapaths"]
     if not isinstance(dps, dict):
@@ -668,8 +682,7 @@ def parse(data, source="<config>"):
         if not isinstance(token, str) or len(token) < 8:
             raise ConfigError("api.token", "expected a string of at least 8 characters")
     ovsdb = data.get("ovsdb", DEFAULT_OVSDB)
-    if not isinstance(ovsdb, str) or not re.fullmatch(
-            r"unix:\S+|(tcp|ssl):(\[[0-9a-fA-F:]+\]|[0-9.]+):[0-9]{1,5}", ovsdb):
+    if not isinstance(ovsdb, str) or not re.fullmatch(r"unix:\S+|" + _REMOTE_TCP, ovsdb):
         raise ConfigError("ovsdb", "expected unix:PATH, tcp:IP:PORT or ssl:IP:PORT, got %s"
                           % _show(ovsdb))
     api_listen = _listen(api, "api", Config.api)
@@ -687,7 +700,36 @@ def parse(data, source="<config>"):
         openflow=openflow,
         ovsdb=ovsdb,
         state_file=state_file,
+        cluster=_cluster(data["cluster"]) if "cluster" in data else None,
     )
+
+
+def _cluster(value):
+    _mapping(value, "cluster", ("name", "store", "api_url", "controllers"),
+             required=("name", "store", "api_url"))
+    _name(value["name"], "cluster.name")
+    store = value["store"]
+    members = store.split(",") if isinstance(store, str) else []
+    for i, member in enumerate(members):
+        if not re.fullmatch(_REMOTE_TCP, member):
+            raise ConfigError("cluster.store", "member %d: expected tcp:IP:PORT or ssl:IP:PORT, "
+                              "got %s" % (i + 1, _show(member)))
+    if not members:
+        raise ConfigError("cluster.store", "expected the store's members as \"tcp:IP:PORT,"
+                          "tcp:IP:PORT,...\", got %s" % _show(store))
+    url = value["api_url"]
+    if not isinstance(url, str) or not re.fullmatch(r"https?://[^/\s]+", url):
+        raise ConfigError("cluster.api_url", "expected http://HOST:PORT (this instance's REST "
+                          "API as the others reach it), got %s" % _show(url))
+    controllers = value.get("controllers", [])
+    if not isinstance(controllers, list):
+        raise ConfigError("cluster.controllers", "expected a list of OpenFlow targets, got %s"
+                          % _show(controllers))
+    for i, target in enumerate(controllers):
+        if not isinstance(target, str) or not re.fullmatch(_REMOTE_TCP, target):
+            raise ConfigError("cluster.controllers[%d]" % i, "expected tcp:IP:PORT or "
+                              "ssl:IP:PORT, got %s" % _show(target))
+    return Cluster(value["name"], store, url, tuple(controllers))
 
 
 def _join(path, key):

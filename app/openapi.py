@@ -141,6 +141,8 @@ _OVS_SETTINGS = {
         "error": {"type": "string", "description": "why they could not be checked"},
         "problems": {"type": "array", "items": {"type": "string"}},
         "fix": {"type": "string", "description": "the ovs-vsctl command that fixes them"}}}
+_ROLE = {"type": "string", "enum": ["master", "slave"],
+         "description": "in a cluster: the OpenFlow role the switch granted this instance"}
 _SCHEMAS = {
     "Error": {"type": "object", "additionalProperties": False, "required": ["error", "field"],
               "properties": {"error": {"type": "string"},
@@ -152,7 +154,8 @@ _SCHEMAS = {
             "type": "object", "properties": {
                 "connected": {"type": "boolean"},
                 "state": {"type": "string", "nullable": True,
-                          "enum": ["connecting", "programmed", "failed", "repairing", None]},
+                          "enum": ["connecting", "programmed", "failed", "repairing", "standby",
+                                   None]},
                 "error": {"type": "string", "nullable": True},
                 "answering": {"type": "boolean", "nullable": True},
                 "learned_tables_bounded": {"type": "boolean", "nullable": True},
@@ -165,7 +168,19 @@ _SCHEMAS = {
                               "required": ["session", "destination", "state"],
                               "properties": {k: {"type": "string"} for k in (
                                   "session", "destination", "state", "error", "via",
-                                  "source", "next_hop", "mac")}}}}}},
+                                  "source", "next_hop", "mac")}}},
+                "role": _ROLE}}},
+        "cluster": {
+            "type": "object", "description": "only in a cluster of controllers",
+            "properties": {
+                "name": {"type": "string"},
+                "role": {"type": "string", "enum": ["master", "standby", "electing"]},
+                "generation": {"type": "integer", "nullable": True,
+                               "description": "the OpenFlow role generation_id"},
+                "store": {"type": "array", "items": {"type": "string"}},
+                "store_connected": {"type": "boolean"},
+                "master": {"type": "string", "nullable": True},
+                "master_api": {"type": "string", "nullable": True}}},
         "kept_not_applied": {
             "type": "array", "description": "REST-made objects kept in the state file that "
             "the config does not fit now; applied again once it does",
@@ -184,13 +199,13 @@ _SCHEMAS = {
         "name": {"type": "string"}, "dp_id": {"type": "string"},
         "connected": {"type": "boolean"},
         "state": {"type": "string",
-                  "enum": ["connecting", "programmed", "failed", "repairing"]},
+                  "enum": ["connecting", "programmed", "failed", "repairing", "standby"]},
         "error": {"type": "string", "nullable": True},
         "packet_ins": {"type": "integer"}, "neighbour_probes": {"type": "integer"},
         "learned_tables_bounded": {"type": "boolean"},
         "answering": {"type": "boolean"},
         "ovs_settings": _OVS_SETTINGS,
-        "intruders": {"$ref": "#/components/schemas/Intruders"},
+        "intruders": {"$ref": "#/components/schemas/Intruders"}, "role": _ROLE,
         "ports": {"type": "array", "items": {
             "type": "object", "required": ["port_no", "name", "role", "up"], "properties": {
                 "port_no": {"type": "integer"}, "name": {"type": "string"},

@@ -85,11 +85,11 @@ class Review:
 
 # --- the decisions (pure) ----------------------------------------------------------------------
 
-def review(bridge, controllers, managers, flow_tables, dp_id, max_flows, of_port):
+def review(bridge, controllers, managers, flow_tables, dp_id, max_flows, of_port, members=()):
     """The problems of ``bridge`` (a Bridge row: column -> value, sets as lists, maps as
     dicts), given its Controller rows, every Manager row and the Flow_Table rows by uuid.
-    ``of_port`` is the port sggw listens on for OpenFlow (a controller target on another
-    port is someone else)."""
+    ``of_port`` is the port sggw listens on for OpenFlow and ``members`` the OpenFlow
+    targets of the other instances of its cluster (any other target is someone else)."""
     name = bridge["name"]
     out = []
 
@@ -127,8 +127,9 @@ def review(bridge, controllers, managers, flow_tables, dp_id, max_flows, of_port
             problem(column, "true", "false",
                     "OVS would take the LAN's BPDUs and block ports; the wire must pass them",
                     "set", "Bridge", name, column + "=false", auto=False)
-    ours = [c["target"] for c in controllers if _port(c["target"]) == of_port]
-    others = [c["target"] for c in controllers if _port(c["target"]) != of_port]
+    ours = [c["target"] for c in controllers
+            if _port(c["target"]) == of_port or c["target"] in members]
+    others = [c["target"] for c in controllers if c["target"] not in ours]
     if others:
         problem("controllers", " ".join(ours + others), " ".join(ours) or "sggw only",
                 "another controller may delete or change sggw's flows",
@@ -229,14 +230,14 @@ def read(db, dp_id):
             {row["_uuid"]: row for row in flow_tables})
 
 
-def check(db, dp_id, bridge_name, max_flows, of_port):
+def check(db, dp_id, bridge_name, max_flows, of_port, members=()):
     """Review the bridge, apply the safe fixes in one transaction, and review it again."""
     try:
-        found = review(*read(db, dp_id), dp_id, max_flows, of_port)
+        found = review(*read(db, dp_id), dp_id, max_flows, of_port, members)
         fixes = [p for p in found if p.auto]
         if fixes:
             ovs_cli.vsctl(db, *[arg for p in fixes for arg in ("--",) + p.args])
-            left = review(*read(db, dp_id), dp_id, max_flows, of_port)
+            left = review(*read(db, dp_id), dp_id, max_flows, of_port, members)
             still = {p.setting for p in left}
             fixes = [p for p in fixes if p.setting not in still]
             found = left

@@ -33,6 +33,8 @@ def error_response(err, allow=None):
         response.headers["WWW-Authenticate"] = 'Bearer realm="sggw"'
     if allow:
         response.headers["Allow"] = ", ".join(allow)
+    for key, value in err.headers.items():
+        response.headers[key] = value
     return response
 
 
@@ -60,6 +62,8 @@ class RestApi(ControllerBase):
             if handler is None:
                 return error_response(ApiError(405, "%s is not allowed here" % req.method),
                                       allow=sorted(handlers))
+            if req.method not in ("GET", "HEAD"):
+                self.sggw.may_change(req.path_qs)
             return handler()
         except ApiError as err:
             return error_response(err)

@@ -37,11 +37,12 @@ class ApiError(Exception):
     """An answer other than success: HTTP ``status``, a message and, for bad input, the
     field (a key path into the request body) it is about."""
 
-    def __init__(self, status, message, field=None):
+    def __init__(self, status, message, field=None, headers=None):
         super().__init__(message)
         self.status = status
         self.message = message
         self.field = field
+        self.headers = headers or {}
 
 
 class Sggw:
@@ -52,6 +53,7 @@ class Sggw:
         self.intruders = {}  # dp_id -> [Ryu datapaths that claim it while it is owned]
         self.packet_ins = {}  # dp_id -> count
         self._changing = hub.Semaphore(1)  # one change at a time: read, apply, persist
+        self.election = None  # app.election.Election when this instance is in a cluster
 
     # --- datapaths ------------------------------------------------------------------------
 
@@ -101,6 +103,8 @@ class Sggw:
                    ovs_settings=switch.ovs.to_dict(),
                    packet_ins=self.packet_ins.get(dp.dp_id, 0),
                    neighbour_probes=switch.probes_sent)
+        if switch.role is not None:
+            out["role"] = switch.role
         if switch.bound_error:
             out["learned_tables_error"] = switch.bound_error
         intruders = self.intruders.get(dp.dp_id)
@@ -114,22 +118,40 @@ class Sggw:
             out["missing_ports"] = [{"role": r, "port": p} for r, p in switch.portmap.missing]
         return out
 
+    def may_change(self, path):
+        """Raises unless this instance may make a change now: a standby answers with a
+        redirect to the master (307 keeps the method and body), an election with 503."""
+        election = self.election
+        if election is None or election.writable:
+            return
+        master = election.master
+        if master is None or master[0] == election.name:
+            raise ApiError(503, "a controller election is under way: retry in a moment",
+                           headers={"Retry-After": "1"})
+        raise ApiError(307, "this controller is a standby: the master is %s" % master[0],
+                       headers={"Location": master[1] + path})
+
     def health(self):
         switches = {name: self.describe_switch(name) for name in self.config.datapaths}
         kept = [{"switch": dp_name, "kind": kind, "name": item.name, "reason": item.reason}
                 for dp_name, kind, item in self.store.all_kept()]
         remotes = {name: self.switch(name).remote_health if s["connected"] else []
                    for name, s in switches.items()}
-        ok = not kept and all(s["connected"] and s["state"] == "programmed" and s["answering"]
+        ok = not kept and all(s["connected"] and s["state"] in ("programmed", "standby")
+                              and s["answering"]
                               and s["learned_tables_bounded"] and s["ovs_settings"]["ok"]
                               and not s.get("intruders") for s in switches.values()) \
             and all(r["state"] == "ok" for found in remotes.values() for r in found)
         out = {"status": "ok" if ok else "degraded", "switches": {
             name: dict({k: s.get(k) for k in HEALTH_KEYS}, remote_destinations=remotes[name],
-                       **({"intruders": s["intruders"]} if "intruders" in s else {}))
+                       **{k: s[k] for k in ("intruders", "role") if k in s})
             for name, s in switches.items()}}
         if kept:
             out["kept_not_applied"] = kept  # stored, but the config does not fit them now
+        if self.election is not None:
+            out["cluster"] = self.election.health()
+            if out["cluster"]["master"] is None:
+                out["status"] = "degraded"
         return out
 
     def metrics(self):

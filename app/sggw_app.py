@@ -29,16 +29,22 @@ from ryu.ofproto import ofproto_v1_3 as ofp
 
 from app import config as sggw_config
 from app.channel import describe_error
+from app.cluster_store import ClusterStore
+from app.election import Election
 from app.http_server import HttpServer
+from app.ovsdb_client import Ovsdb
 from app.rest import API, MAX_BODY, RestApi, UnknownPath
+from app.roles import Roles
 from app.service import Sggw, peer
 from app.store import Store, StoreError
 from app.switch import Switch
+from app.tls_listener import install as install_tls_listener
 from flows import tables
 
 LOG = logging.getLogger("sggw")
 CONFIG_ENV = "SGGW_CONFIG"
 REMOTE_CHECK_INTERVAL = 10  # seconds between underlay checks of remote mirror destinations
+STORE_WAIT = 60  # seconds a cluster instance waits for its store at start
 
 
 class _HelloFailed(logging.Filter):
@@ -56,6 +62,8 @@ class _HelloFailed(logging.Filter):
 
 logging.getLogger("OFPHandler").addFilter(_HelloFailed())  # its app logger
 
+install_tls_listener()
+
 # Safe by default: both listeners on loopback unless configured (flags still win).
 cfg.CONF.set_default("wsapi_host", "127.0.0.1")
 cfg.CONF.set_default("ofp_listen_host", "127.0.0.1")
@@ -70,7 +78,7 @@ def start_or_exit():
         raise SystemExit(2)
     try:
         loaded = sggw_config.load(path)
-        return Sggw(loaded, Store(loaded.state_file).load(loaded))
+        return Sggw(loaded, _store(loaded).load(loaded))
     except (sggw_config.ConfigError, StoreError) as exc:
         sys.stderr.write("sggw: %s\n" % exc)
         raise SystemExit(2) from None
@@ -87,6 +95,17 @@ def listen_or_exit(routes):
         raise SystemExit(2) from None
 
 
+def _store(loaded):
+    """The state file, or for a cluster the shared store once it answers."""
+    if loaded.cluster is None:
+        return Store(loaded.state_file)
+    db = Ovsdb(loaded.cluster.store).start()
+    if not db.wait_live(STORE_WAIT):
+        raise StoreError("cluster.store: no leader of %s answered within %d s"
+                         % (loaded.cluster.store, STORE_WAIT))
+    return ClusterStore(db)
+
+
 class SggwApp(app_manager.RyuApp):
     OFP_VERSIONS = [ofp.OFP_VERSION]
 
@@ -96,7 +115,8 @@ class SggwApp(app_manager.RyuApp):
         conf = self.sggw.config
         for opt, value in (("wsapi_host", conf.api.host), ("wsapi_port", conf.api.port),
                            ("ofp_listen_host", conf.openflow.host),
-                           ("ofp_tcp_listen_port", conf.openflow.port)):
+                           ("ofp_tcp_listen_port", conf.openflow.port),
+                           ("ofp_ssl_listen_port", conf.openflow.port)):  # with --ctl-privkey
             cfg.CONF.set_default(opt, value)
         routes = WSGIApplication()
         routes.register(RestApi, {API: self.sggw})
@@ -107,13 +127,21 @@ class SggwApp(app_manager.RyuApp):
         # would ignore SIGTERM until the SIGKILL comes.
         signal.signal(signal.SIGTERM, signal.default_int_handler)
         hub.spawn(self._watch_remotes)
+        self.roles = None
+        if conf.cluster is not None:
+            self.roles = Roles(self.sggw)
+            db = self.sggw.store.db
+            self.sggw.election = Election(db, conf.cluster.name, conf.cluster.api_url,
+                                          self.roles.became_master, self.roles.became_standby)
+            db.listeners.append(self.roles.follow_store)
+            self.sggw.election.review()
         # What exists now (Ryu, eventlet, the config) lives as long as the process: keep it
         # out of every future full garbage collection, whose pause adds to REST latency.
         gc.collect()
         gc.freeze()
         LOG.info("sggw: %d datapaths configured from %s; OpenFlow on %s:%s, REST on %s:%s",
                  len(conf.datapaths), conf.source, cfg.CONF.ofp_listen_host,
-                 cfg.CONF.ofp_tcp_listen_port or 6653, cfg.CONF.wsapi_host,
+                 "%s%s" % (openflow_port(), " (TLS)" if tls() else ""), cfg.CONF.wsapi_host,
                  cfg.CONF.wsapi_port)
 
     def start(self):
@@ -160,12 +188,17 @@ class SggwApp(app_manager.RyuApp):
 
     def _adopt(self, datapath, dp_cfg):
         """Make ``datapath`` the connection that programs datapath ``dp_cfg``."""
+        cluster = self.sggw.config.cluster
         switch = Switch(self.sggw.effective(dp_cfg.name), datapath,
-                        self.sggw.config.ovsdb, cfg.CONF.ofp_tcp_listen_port or 6653)
+                        self.sggw.config.ovsdb, openflow_port(),
+                        cluster.controllers if cluster else ())
         switch.liveness.on_silent = lambda: self._owner_silent(switch)
         self.sggw.switches[datapath.id] = switch
         LOG.info("%s: connected (%s)", switch.name, describe_peer(datapath))
-        hub.spawn(switch.start)
+        if self.roles is None:
+            hub.spawn(switch.start)
+        else:
+            self.roles.adopted(switch)
 
     def _owner_silent(self, switch):
         """A silent owner gives way to a connection that waits with its datapath id, as it
@@ -197,7 +230,7 @@ class SggwApp(app_manager.RyuApp):
     @set_ev_cls(ofp_event.EventOFPPortStateChange, MAIN_DISPATCHER)
     def _port_state_change(self, ev):
         switch = self._owner(ev.datapath)
-        if switch is None:
+        if switch is None or not switch.channel.writable:
             return
         todo = switch.port_changed(ev.port_no)
         if todo == "resync":
@@ -219,7 +252,8 @@ class SggwApp(app_manager.RyuApp):
                  ofp_event.EventOFPFlowStatsReply, ofp_event.EventOFPAggregateStatsReply,
                  ofp_event.EventOFPTableStatsReply, ofp_event.EventOFPEchoReply,
                  ofp_event.EventOFPGroupDescStatsReply, ofp_event.EventOFPGroupStatsReply,
-                 ofp_event.EventOFPMeterConfigStatsReply, ofp_event.EventOFPMeterStatsReply],
+                 ofp_event.EventOFPMeterConfigStatsReply, ofp_event.EventOFPMeterStatsReply,
+                 ofp_event.EventOFPRoleReply],
                 MAIN_DISPATCHER)
     def _reply(self, ev):
         switch = self._owner(ev.msg.datapath)
@@ -246,12 +280,23 @@ class SggwApp(app_manager.RyuApp):
     def _packet_in(self, ev):
         msg = ev.msg
         switch = self._owner(msg.datapath)
-        if switch is None:
+        if switch is None or not switch.channel.writable:
             return
         dp_id = msg.datapath.id
         self.sggw.packet_ins[dp_id] = self.sggw.packet_ins.get(dp_id, 0) + 1
         if msg.table_id == tables.DELIVER.id:
             switch.probe(msg.data)
+
+
+def tls():
+    """OpenFlow over TLS: Ryu's --ctl-privkey and --ctl-cert (and --ca-certs to require
+    the switches' certificates) make it listen with TLS instead of TCP."""
+    return cfg.CONF.ctl_privkey is not None and cfg.CONF.ctl_cert is not None
+
+
+def openflow_port():
+    """The port the switches connect to (Ryu's TLS or TCP listener)."""
+    return (cfg.CONF.ofp_ssl_listen_port if tls() else cfg.CONF.ofp_tcp_listen_port) or 6653
 
 
 def describe_peer(datapath):

@@ -28,8 +28,11 @@ def read(path, first_id, last_id):
     ({} if there is none). Ids are integers in ``first_id..last_id[kind]``, unique per kind
     and datapath; names are unique likewise."""
     text = _read_text(path)
-    if text is None:
-        return {}
+    return {} if text is None else parse(text, path, first_id, last_id)
+
+
+def parse(text, path, first_id, last_id):
+    """:func:`read` of a document already read (``path`` names where it came from)."""
     try:
         data = json.loads(text)
     except RecursionError:

@@ -87,15 +87,19 @@ class Store:
         """Read the file (if any): objects that fit ``cfg`` are applied, the others kept."""
         self._remove_stale_temps()
         try:
-            entries = statefile.read(self.path, FIRST_API_ID, LAST_ID)
+            entries = self._read_entries()
         except statefile.StateFileError as exc:
             raise StoreError(str(exc)) from None
+        self.objects, self.kept = {}, {}
         for dp_name, kinds in entries.items():
             for kind in KINDS:
                 for ident, body, where in kinds[kind]:
                     self._restore(cfg.datapaths.get(dp_name), dp_name, kind, ident, body,
                                   where)
         return self
+
+    def _read_entries(self):
+        return statefile.read(self.path, FIRST_API_ID, LAST_ID)
 
     def _restore(self, dp, dp_name, kind, ident, body, where):
         reason = None
@@ -216,6 +220,10 @@ class Store:
                 self.discard(temp)
         else:
             self._sync_directory()
+        self._took(content)
+
+    def _took(self, content):
+        """``content`` is now what the store holds."""
         self.objects, self.kept = content
         alive = {id(o) for kinds in self.objects.values() for kind in KINDS
                  for o in kinds[kind]}
@@ -275,17 +283,25 @@ class Store:
     # --- encoding -----------------------------------------------------------------------------
 
     def _render(self, content):
+        return render({name: {kind: [text for _, _, text in items]
+                              for kind, items in kinds.items()}
+                       for name, kinds in self._items(content).items()})
+
+    def _items(self, content):
+        """{datapath: {kind: [(id, name, JSON text with its id)]}} of ``content``, applied
+        and kept objects together, ordered by id."""
         objects, kept = content
-        datapaths = []
+        out = {}
         for name in sorted(set(objects) | set(kept)):
-            lists = []
+            out[name] = {}
             for kind in KINDS:
-                items = [(o.id, self._text(o)) for o in objects.get(name, {}).get(kind, [])]
-                items += [(k.id, json.dumps(dict(k.body, id=k.id), separators=(",", ":")))
+                items = [(o.id, o.name, self._text(o))
+                         for o in objects.get(name, {}).get(kind, [])]
+                items += [(k.id, k.name, json.dumps(dict(k.body, id=k.id),
+                                                    separators=(",", ":")))
                           for k in kept.get(name, {}).get(kind, [])]
-                lists.append('"%s":[%s]' % (kind, ",".join(t for _, t in sorted(items))))
-            datapaths.append("%s:{%s}" % (json.dumps(name), ",".join(lists)))
-        return '{"version":%d,"datapaths":{%s}}' % (statefile.VERSION, ",".join(datapaths))
+                out[name][kind] = sorted(items)
+        return out
 
     def _text(self, obj):
         """``obj`` as JSON, encoded once: a write with a thousand objects costs only the new
@@ -301,6 +317,14 @@ class Store:
 
     def _temp_prefix(self):
         return "%s%s." % (TEMP_PREFIX, os.path.basename(self.path))
+
+
+def render(texts):
+    """The state document of {datapath: {kind: [each object's JSON text]}}."""
+    datapaths = ("%s:{%s}" % (json.dumps(name), ",".join(
+        '"%s":[%s]' % (kind, ",".join(kinds.get(kind, []))) for kind in KINDS))
+        for name, kinds in sorted(texts.items()))
+    return '{"version":%d,"datapaths":{%s}}' % (statefile.VERSION, ",".join(datapaths))
 
 
 def _rewrite(fd, data):

@@ -43,13 +43,15 @@ def port_name(port):
 class Switch:
     """A configured datapath that is connected now."""
 
-    def __init__(self, dp, datapath, ovsdb_address, of_port):
+    def __init__(self, dp, datapath, ovsdb_address, of_port, members=()):
         self.dp = dp  # the datapath config in force: the file's plus REST-made objects
         self.datapath = datapath
         self.channel = Channel(datapath)
         self.liveness = Liveness(self.channel, self.name)
         self.ovsdb_address = ovsdb_address
         self.of_port = of_port  # where sggw listens for OpenFlow
+        self.members = members  # OpenFlow targets of the other instances of its cluster
+        self.role = None  # in a cluster: the OpenFlow role the switch last granted
         self.lock = hub.Semaphore(1)
         self.state = "connecting"  # -> programmed | failed
         self.error = None
@@ -82,6 +84,9 @@ class Switch:
             return self._sync()
 
     def _sync(self):
+        if not self.channel.writable:  # a cluster standby: the master programs it
+            self.state = "standby"
+            return False
         started = time.monotonic()
         try:
             if self.state == "connecting":
@@ -167,7 +172,7 @@ class Switch:
     def _repair(self):
         interval = REPAIR_INTERVAL
         try:
-            while not self.channel.closed:
+            while not self.channel.closed and self.channel.writable:
                 if self.sync():
                     LOG.info("%s: repaired: the switch holds the saved state again", self.name)
                     return
@@ -334,7 +339,8 @@ class Switch:
         bridge = self.datapath.ports.get(OFPP_LOCAL)
         review = ovs_settings.check(self.ovsdb_address, self.dp.dp_id,
                                     port_name(bridge) if bridge else "BRIDGE",
-                                    self.dp.reverse_path.max_flows, self.of_port)
+                                    self.dp.reverse_path.max_flows, self.of_port,
+                                    self.members)
         if review.fixed:
             LOG.warning("%s: set the OVS settings sggw needs: %s", self.name,
                         "; ".join(p.describe() for p in review.fixed))
@@ -451,7 +457,7 @@ class Switch:
         self.sync()
         while not self.channel.closed:
             hub.sleep(ovs_settings.RECHECK)
-            if not self.channel.closed:
+            if not self.channel.closed and self.channel.writable:
                 self.check_ovs()
 
     @property

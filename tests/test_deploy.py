@@ -111,3 +111,37 @@ def test_the_unit_runs_after_open_vswitch_with_the_config_and_state_where_sggw_l
     assert os.path.dirname(config.DEFAULT_STATE_FILE) == "/var/lib/sggw"
     assert service["KillSignal"] == ["SIGTERM"]  # sggw exits 0 on it (tests/e2e/test_install.py)
     assert service["RestartPreventExitStatus"] == ["2"]  # a bad config: one line, no retry loop
+
+
+@pytest.fixture(scope="module")
+def cluster_compose():
+    done = subprocess.run(["docker-compose", "-f", os.path.join(ROOT, "docker-compose.yml"),
+                           "-f", os.path.join(ROOT, "docker-compose.cluster.yml"), "config"],
+                          capture_output=True, text=True, check=False,
+                          env=dict(os.environ, STORE_ADDRESS="10.0.0.1"))
+    assert done.returncode == 0, done.stderr
+    return yaml.safe_load(done.stdout)
+
+
+def test_the_cluster_example_adds_a_store_member_with_its_log_in_a_volume(cluster_compose):
+    store = cluster_compose["services"]["store"]
+    assert store["command"] == ["store-start"] and store["network_mode"] == "host"
+    assert store["environment"]["STORE_ADDRESS"] == "10.0.0.1"
+    mounts = {v.split(":")[1]: v.split(":")[0] for v in store["volumes"]}
+    assert mounts["/var/lib/sggw-store"] == "sggw-store"
+    assert os.access(mounts["/usr/local/bin/store-start"], os.X_OK)
+    assert set(cluster_compose["services"]["controller"]["depends_on"]) == {"ovs", "store"}
+
+
+def test_the_cluster_example_needs_this_hosts_address():
+    done = subprocess.run(["docker-compose", "-f", os.path.join(ROOT, "docker-compose.yml"),
+                           "-f", os.path.join(ROOT, "docker-compose.cluster.yml"), "config"],
+                          capture_output=True, text=True, check=False,
+                          env={k: v for k, v in os.environ.items() if k != "STORE_ADDRESS"})
+    assert done.returncode != 0 and "STORE_ADDRESS" in done.stderr
+
+
+def test_cluster_example_config_is_valid():
+    cfg = config.load(os.path.join(ROOT, "sggw.cluster.example.yaml"))
+    assert cfg.cluster.name == "sggw-1" and len(cfg.cluster.store.split(",")) == 3
+    assert cfg.cluster.api_url == "http://%s:%d" % (cfg.api.host, cfg.api.port)

@@ -323,10 +323,23 @@ def test_config_error_shape():
 
 # --- rejections: structure edits on the example -------------------------------------------
 
+CLUSTER = {"name": "a", "store": "tcp:10.0.0.1:6641,tcp:10.0.0.2:6641,tcp:10.0.0.3:6641",
+           "api_url": "http://10.0.0.1:8080"}
+
+
+def test_a_cluster_section_names_this_instance_its_store_and_its_peers():
+    cfg = config.parse(dict(yaml.safe_load(MINIMAL), cluster=dict(
+        CLUSTER, controllers=["tcp:10.0.0.2:6653"])))
+    assert cfg.cluster == config.Cluster("a", CLUSTER["store"], "http://10.0.0.1:8080",
+                                         ("tcp:10.0.0.2:6653",))
+    assert config.loads(MINIMAL).cluster is None
+
+
 REJECT_EDITS = [
     # unknown keys, at every level
     pytest.param({"bogus": 1}, "bogus",
-                 "unknown key (expected one of: datapaths, api, openflow, ovsdb, state_file)",
+                 "unknown key (expected one of: datapaths, api, openflow, ovsdb, state_file, "
+                 "cluster)",
                  id="unknown-top"),
     pytest.param({"datapaths.site-a.dpid": 1}, DP + ".dpid",
                  "unknown key (expected one of: dp_id, ports, local_ip, reverse_path, capture, "
@@ -581,6 +594,18 @@ REJECT_EDITS = [
                  id="ovsdb-space"),
     pytest.param({"ovsdb": 6640}, "ovsdb",
                  "expected unix:PATH, tcp:IP:PORT or ssl:IP:PORT, got 6640", id="ovsdb-number"),
+    pytest.param({"cluster": {"name": "a", "api_url": "http://10.0.0.1:8080"}},
+                 "cluster.store", "is required", id="cluster-no-store"),
+    pytest.param({"cluster": dict(CLUSTER, store="tcp:10.0.0.1:6641,unix:/x")},
+                 "cluster.store", "member 2: expected tcp:IP:PORT or ssl:IP:PORT, got "
+                 "'unix:/x'", id="cluster-store-unix"),
+    pytest.param({"cluster": dict(CLUSTER, name="a b")}, "cluster.name",
+                 "'a b' is not a valid name", id="cluster-name"),
+    pytest.param({"cluster": dict(CLUSTER, api_url="10.0.0.1:8080")}, "cluster.api_url",
+                 "expected http://HOST:PORT", id="cluster-api-url"),
+    pytest.param({"cluster": dict(CLUSTER, controllers=["tcp:10.0.0.2"])},
+                 "cluster.controllers[0]", "expected tcp:IP:PORT or ssl:IP:PORT, got "
+                 "'tcp:10.0.0.2'", id="cluster-controller"),
 ]
 
 

@@ -105,6 +105,16 @@ def test_another_controller_is_reported_and_the_fix_keeps_only_sggw():
     assert found.args == ("set-controller", "br0", "tcp:127.0.0.1:6653")
 
 
+def test_the_other_instances_of_its_cluster_are_not_foreign_controllers():
+    peer = {"_uuid": "c2", "target": "tcp:10.0.0.2:6654", "connection_mode": None}
+    stranger = {"_uuid": "c3", "target": "tcp:10.0.0.9:6633", "connection_mode": None}
+    bridge = readme_bridge(controller=["c1", "c2", "c3"])
+    found = {p.setting: p for p in ovs_settings.review(
+        bridge, [OURS, peer, stranger], [], {}, DP_ID, MAX_FLOWS, 6653,
+        ("tcp:10.0.0.2:6654",))}["controllers"]
+    assert found.args == ("set-controller", "br0", "tcp:127.0.0.1:6653", "tcp:10.0.0.2:6654")
+
+
 def test_a_learned_table_without_its_bound_is_reported():
     flow_tables, rows = bounded()
     rows["t%d" % tables.REVERSE.id]["overflow_policy"] = None

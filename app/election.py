@@ -1,0 +1,114 @@
+"""Which sggw instance of a cluster programs the switches, and the fence that stops others.
+
+An instance is master only when all three hold (see ../shared/HA-NOTES.md):
+
+* its store connection holds the OVSDB lock (:data:`app.ovsdb_client.LOCK`);
+* that connection is live (the IDL is connected to the raft leader and has the data);
+* a transaction that asserts the lock and increments the stored generation committed.
+
+A lock reported by a raft follower is not proof (two clients can be told they hold it),
+so the committed increment is what makes a master, and its value is the OpenFlow role
+``generation_id``: every switch then refuses an older master by itself. Losing the lock
+or the connection, or a switch answering ``OFPRRFC_STALE``, makes the instance a standby
+at once: :attr:`Election.writable` turns False before anything else happens, and every
+write to a switch checks it (:class:`app.channel.Channel`).
+"""
+import logging
+
+from ryu.lib import hub
+
+from app.ovsdb_client import OvsdbError
+
+LOG = logging.getLogger("sggw.election")
+TABLE = "Election"
+STANDBY, ELECTING, MASTER = "standby", "electing", "master"
+
+
+class Election:
+    def __init__(self, db, name, api_url, on_master, on_standby):
+        self.db = db
+        self.name = name
+        self.api_url = api_url
+        self.role = STANDBY
+        self.generation = None  # the committed generation this instance is master with
+        self.on_master = on_master  # called (generation) in its own green thread
+        self.on_standby = on_standby  # called () at once when mastership is lost
+        self._claiming = False
+        db.listeners.append(self.review)
+
+    @property
+    def writable(self):
+        return self.role == MASTER and self.db.live and self.db.has_lock
+
+    def stored(self):
+        """(generation, master name, master API URL) as the store has them."""
+        rows = self.db.rows(TABLE)
+        if not rows:
+            return 0, "", ""
+        return rows[0].generation, rows[0].master, rows[0].master_api
+
+    @property
+    def master(self):
+        """(name, API URL) of the master, or None while there is none known."""
+        if self.role == MASTER:
+            return self.name, self.api_url
+        if self._claiming or not self.db.live:
+            return None
+        _, name, url = self.stored()
+        return (name, url) if name and self.db.idl.is_lock_contended else None
+
+    def review(self):
+        """After every change of the store connection: step down or stand for master."""
+        if self.role == MASTER and not (self.db.live and self.db.has_lock):
+            self.step_down("the store lock or connection is lost")
+        elif self.role != MASTER and self.db.live and self.db.has_lock and not self._claiming:
+            self._claiming = True
+            self.role = ELECTING
+            hub.spawn(self._claim)
+
+    def step_down(self, why):
+        if self.role == MASTER:
+            LOG.warning("%s: no longer master (generation %s): %s", self.name,
+                        self.generation, why)
+        self.role = STANDBY
+        self.on_standby()
+
+    def _claim(self):
+        claimed = []
+
+        def bump(txn, tables):
+            rows = list(tables[TABLE].rows.values())
+            if rows:  # verified: the transaction fails if the stored number moved meanwhile
+                row = rows[0]
+                row.verify("generation")
+                claimed.append(row.generation + 1)
+            else:  # the first master ever (maxRows 1: a second insert fails)
+                row = txn.insert(tables[TABLE])
+                claimed.append(1)
+            row.generation = claimed[-1]
+            row.master, row.master_api = self.name, self.api_url
+        try:
+            self.db.transact(bump)
+        except OvsdbError as exc:
+            LOG.warning("%s: could not become master: %s", self.name, exc)
+            self._claiming = False
+            self.role = STANDBY
+            hub.spawn_after(0.2, self.review)
+            return
+        self._claiming = False
+        if not (self.db.live and self.db.has_lock):
+            self.role = STANDBY
+            return
+        self.generation = claimed[-1]
+        self.role = MASTER
+        LOG.warning("%s: master with generation %d", self.name, self.generation)
+        self.on_master(self.generation)
+
+    def health(self):
+        generation, name, url = self.stored() if self.db.live else (None, None, None)
+        master = self.master
+        return {"name": self.name, "role": self.role,
+                "generation": self.generation if self.role == MASTER else generation,
+                "store": self.db.remotes.split(","), "store_connected": self.db.live,
+                "master": master[0] if master else None,
+                "master_api": master[1] if master else None}

@@ -1,0 +1,301 @@
+"""Two sggw instances sharing a real 3-member clustered ovsdb-server, both bridges of the
+two-site bed connected to both: one master programs, the other stands by; the master
+killed, hung or its store leader lost, the data plane keeps forwarding and nothing that
+REST made is lost. What is checked is what a user sees: pings, ``ovs-vsctl list
+controller`` (the role each switch gives each controller), ``dump-flows`` and the REST API.
+"""
+import re
+import signal
+import time
+from collections import Counter
+
+import pytest
+import requests
+import yaml
+
+from flows import tables
+from testbed.controller import Controller
+from testbed.ovs import Flow
+from testbed.proc import free_port, wait_for
+from testbed.sniff import Sniffer
+from testbed.topology import TwoSites
+from tests.ovsdb_cluster import Cluster
+
+RULE = {"name": "extra", "ipv4_dst": "10.99.0.0/16"}
+PING_INTERVAL = 0.05  # 20 packets/s
+
+
+class ClusterBed(TwoSites):
+    """The two-site bed whose controller is instance ``one`` of a cluster; :meth:`add`
+    starts instance ``two`` and connects both bridges to both."""
+
+    def __init__(self, store, workdir):
+        super().__init__(reverse_path={"idle_timeout": 60, "max_flows": 1000},
+                         workdir=workdir, analyzers=1)
+        self.store = store
+        self.of2, self.api2 = free_port(), free_port()
+        self.instances = {}
+
+    def instance_config(self, name):
+        cfg = super().config()
+        if name == "two":
+            cfg["openflow"], cfg["api"] = {"port": self.of2}, {"port": self.api2}
+        of_ports = {"one": self.of_port, "two": self.of2}
+        cfg["cluster"] = {"name": name, "store": self.store.remotes,
+                          "api_url": "http://127.0.0.1:%d" % cfg["api"]["port"],
+                          "controllers": ["tcp:127.0.0.1:%d" % port
+                                          for other, port in of_ports.items() if other != name]}
+        return cfg
+
+    def config(self):
+        return self.instance_config("one")
+
+    def add_second(self):
+        self.instances["one"] = self.controller
+        path = self.config_path.replace(".yaml", "-two.yaml")
+        with open(path, "w") as handle:
+            yaml.safe_dump(self.instance_config("two"), handle, sort_keys=False)
+        two = Controller(path, self.api2, self.config_path.replace(".yaml", "-two.log"))
+        self._undo.callback(two.stop)
+        self.instances["two"] = two.start()
+        for site in "ab":
+            self.ovs.vsctl("set-controller", self.bridge(site), self.target("one"),
+                           self.target("two"))
+
+    def target(self, name):
+        return "tcp:127.0.0.1:%d" % (self.of_port if name == "one" else self.of2)
+
+    def roles(self, site):
+        """{controller target: role} as the switch reports it."""
+        uuids = self.ovs.vsctl("get", "bridge", self.bridge(site), "controller")
+        out = self.ovs.vsctl("--columns=target,role,is_connected", "--format=csv",
+                             "--data=bare", "--no-headings", "list", "controller",
+                             *re.findall(r"[0-9a-f-]{36}", uuids))
+        found = {}
+        for line in out.splitlines():
+            target, role, connected = line.split(",")
+            found[target] = role if connected == "true" else "disconnected"
+        return found
+
+    def master_everywhere(self, name):
+        """Both switches report ``name``'s connection as master, and the other not (OVS
+        writes the roles to its database every few seconds)."""
+        return all(self.roles(site).get(self.target(name)) == "master" and list(
+            self.roles(site).values()).count("master") == 1 for site in "ab")
+
+    def granted_everywhere(self, name):
+        """Both switches answered ``name``'s MASTER request (OFPRoleReply) and it
+        reconciled them."""
+        health = self.instances[name].health()
+        return health and all(s.get("role") == "master" and s["state"] == "programmed"
+                              for s in health["switches"].values())
+
+
+@pytest.fixture(scope="module")
+def cbed(tmp_path_factory):
+    store = Cluster(tmp_path_factory.mktemp("store")).create()
+    try:
+        with ClusterBed(store, str(tmp_path_factory.mktemp("bed"))) as bed:
+            bed.warm_up()
+            bed.add_second()
+            wait_for(lambda: standing_by(bed, "two"), 30, what="a standby")
+            wait_for(lambda: bed.master_everywhere("one"), 10, what="one master everywhere")
+            yield bed
+    finally:
+        store.stop()
+
+
+def role_of(bed, name):
+    health = bed.instances[name].health()
+    return health and health.get("cluster", {}).get("role")
+
+
+def standing_by(bed, name):
+    """``name`` is a standby that holds both switches."""
+    health = bed.instances[name].health()
+    return health and health.get("cluster", {}).get("role") == "standby" and all(
+        s["state"] == "standby" for s in health["switches"].values())
+
+
+def master(bed):
+    names = [n for n in bed.instances if bed.instances[n].running()
+             and role_of(bed, n) == "master"]
+    assert len(names) <= 1, names
+    return names[0] if names else None
+
+
+def standby_of(name):
+    return "two" if name == "one" else "one"
+
+
+def captures(bed, name):
+    return {r["name"] for r in bed.instances[name].get("/v1/switches/site-a/captures")}
+
+
+def create(bed, name, body):
+    """POST ``body`` to instance ``name`` as a client would: a 307 is followed."""
+    url = bed.instances[name].api + "/v1/switches/site-a/captures"
+    return requests.post(url, json=body, timeout=30)
+
+
+def static_with_durations(bed, site):
+    """{sggw's own flow without counters: its age in s} on ``site``'s bridge."""
+    cookie, mask = tables.STATIC_COOKIES
+    out = {}
+    for line in bed.ovs.ofctl("dump-flows", bed.bridge(site),
+                              "cookie=%#x/%#x" % (cookie, mask)).splitlines():
+        if "actions=" in line:
+            flow = Flow(line)
+            key = re.sub(r"(duration|n_packets|n_bytes|idle_age|hard_age)=[^,\s]+,?\s*", "",
+                         flow.line)
+            out[key] = float(flow["duration"].rstrip("s"))
+    return out
+
+
+class Ping:
+    """hostA pings serverB across the tunnel at 20 packets/s until stopped."""
+
+    def __init__(self, bed):
+        self.proc = bed["hostA"].popen("ping", "-n", "-i", str(PING_INTERVAL), "-W", "1",
+                                       bed["serverB"].ipv4, stdout=-1, text=True)
+
+    def stop(self):
+        self.proc.send_signal(signal.SIGINT)
+        out = self.proc.communicate(timeout=10)[0]
+        sent, got = re.search(r"(\d+) packets transmitted, (\d+) received", out).groups()
+        return int(sent), int(got)
+
+
+def test_one_master_programs_and_a_create_sent_to_the_standby_shows_everywhere(cbed):
+    one, two = cbed.instances["one"].health(), cbed.instances["two"].health()
+    assert (one["cluster"]["role"], two["cluster"]["role"]) == ("master", "standby")
+    assert one["cluster"]["generation"] == two["cluster"]["generation"] >= 1
+    assert two["cluster"]["master"] == "one" and two["cluster"]["master_api"] == \
+        cbed.instances["one"].api
+    assert len(two["cluster"]["store"]) == 3 and two["status"] == "ok", two
+    assert {s["state"] for s in two["switches"].values()} == {"standby"}
+
+    answer = create(cbed, "two", RULE)
+    assert answer.status_code == 201, answer.text
+    assert answer.history and answer.history[0].status_code == 307
+    assert any("nw_dst=10.99.0.0/16" in f.line for f in cbed.flows("a"))
+    wait_for(lambda: "extra" in captures(cbed, "two"), 5, what="the rule on the standby")
+    assert captures(cbed, "one") == captures(cbed, "two")
+
+
+def test_killing_the_master_under_traffic_loses_no_ping_and_the_other_takes_over(cbed):
+    old = master(cbed)
+    new = standby_of(old)
+    status, body = cbed.instances[old].call("POST", "/v1/switches/site-a/mirrors", {
+        "name": "watch", "sources": [{"port": cbed["hostA"].outside, "direction": "both"}],
+        "destinations": [{"port": cbed["ana1"].outside}]})
+    assert status == 201, body
+    before = static_with_durations(cbed, "a")
+    copies = Sniffer(cbed["ana1"].ns, bpf="icmp", direction="in").__enter__()
+    wire = Sniffer(cbed["hostA"].ns, bpf="icmp").__enter__()
+    ping = Ping(cbed)
+    time.sleep(1)
+    cbed.instances[old].stop(kill=True)
+    killed = time.monotonic()
+    wait_for(lambda: cbed.granted_everywhere(new), 5, interval=0.02,
+             what="the standby confirmed master on both switches")
+    took = time.monotonic() - killed
+    wait_for(lambda: cbed.master_everywhere(new), 10, what="OVS showing the new master")
+    sent, got = ping.stop()
+    seen, mirrored = wire.stop(), copies.stop()
+    assert took <= 2.0, took
+    assert sent >= 30 and got == sent, (sent, got)
+    assert len(seen) == 2 * sent
+    assert Counter(bytes(p) for p in mirrored) == Counter(bytes(p) for p in seen)
+    after = static_with_durations(cbed, "a")
+    assert set(after) == set(before)  # reconciled: nothing wiped, nothing added
+
+    answer = create(cbed, new, dict(RULE, name="after-kill", ipv4_dst="10.98.0.0/16"))
+    assert answer.status_code == 201, answer.text
+    cbed.instances[old].start()
+    wait_for(lambda: standing_by(cbed, old), 30, what="the old master as standby")
+    wait_for(lambda: {"extra", "after-kill"} <= captures(cbed, old), 5,
+             what="the old master reads what was made meanwhile")
+    wait_for(lambda: cbed.master_everywhere(new), 10, what="OVS showing the new master")
+
+
+def test_losing_the_raft_leader_loses_nothing_and_rest_works_again(cbed):
+    made = captures(cbed, master(cbed))
+    leader = cbed.store.leader()
+    cbed.store.kill(leader)
+    try:
+        answers = []
+
+        def created():
+            answers.append(create(cbed, "one", dict(RULE, name="after-leader",
+                                                    ipv4_dst="10.97.0.0/16")))
+            return answers[-1].status_code == 201
+        try:
+            wait_for(created, 30, interval=0.5, what="a REST create after the raft leader died")
+        except TimeoutError:
+            raise AssertionError("last answer %s %s; health %s" % (
+                answers[-1].status_code, answers[-1].text,
+                [i.health() for i in cbed.instances.values()])) from None
+        name = master(cbed)
+        wait_for(lambda: cbed.master_everywhere(name), 5, what="master on both switches")
+        for each in cbed.instances:
+            wait_for(lambda: captures(cbed, each) == made | {"after-leader"}, 10,
+                     what="every object on %s" % each)
+        assert any("nw_dst=10.97.0.0/16" in f.line for f in cbed.flows("a"))
+    finally:
+        cbed.store.start(leader)
+
+
+@pytest.mark.slow
+def test_a_hung_master_is_replaced_and_steps_down_without_touching_the_switch(cbed):
+    old = master(cbed)
+    new = standby_of(old)
+    proc = cbed.instances[old].process
+    before = static_with_durations(cbed, "a")
+    proc.send_signal(signal.SIGSTOP)
+    stopped = time.monotonic()
+    try:
+        wait_for(lambda: cbed.granted_everywhere(new), 20, interval=0.05,
+                 what="the standby master on both switches")
+        took = time.monotonic() - stopped
+    finally:
+        proc.send_signal(signal.SIGCONT)
+    assert took <= 10.0, took
+    wait_for(lambda: role_of(cbed, old) == "standby", 20, what="the hung master stepped down")
+    time.sleep(1)
+    after = static_with_durations(cbed, "a")
+    assert set(after) == set(before)
+    elapsed = time.monotonic() - stopped
+    assert all(after[k] >= before[k] + elapsed - 1 for k in after), "a flow was re-added"
+    wait_for(lambda: cbed.master_everywhere(new), 10, what="OVS showing the new master")
+
+
+def failover(bed, sig):
+    """Seconds from ``sig`` to the master until the standby is granted master on both
+    switches and has reconciled them; the old master is then back as a standby."""
+    old = master(bed)
+    new = standby_of(old)
+    proc = bed.instances[old].process
+    proc.send_signal(sig)
+    hit = time.monotonic()
+    wait_for(lambda: bed.granted_everywhere(new), 20, interval=0.01, what="a new master")
+    took = time.monotonic() - hit
+    if sig == signal.SIGSTOP:
+        proc.send_signal(signal.SIGCONT)
+    else:
+        proc.wait(10)
+        bed.instances[old].start()
+    wait_for(lambda: standing_by(bed, old), 30, what="the old master as standby")
+    return took
+
+
+@pytest.mark.slow
+def test_failover_times(cbed):
+    """The README's failover figures: ``-m slow -s`` prints them."""
+    killed = sorted(failover(cbed, signal.SIGKILL) for _ in range(5))
+    hung = sorted(failover(cbed, signal.SIGSTOP) for _ in range(3))
+    print("\nfailover, master killed: p50 %.2f s, max %.2f s (%s)"
+          % (killed[2], killed[-1], " ".join("%.2f" % t for t in killed)))
+    print("failover, master hung: p50 %.2f s, max %.2f s (%s)"
+          % (hung[1], hung[-1], " ".join("%.2f" % t for t in hung)))
+    assert killed[-1] <= 2.0 and hung[-1] <= 10.0, (killed, hung)

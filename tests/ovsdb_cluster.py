@@ -1,0 +1,98 @@
+"""A real 3-member clustered ovsdb-server (raft) on loopback holding sggw's schema, for tests.
+
+Members are started and stopped by PID; each gets a raft port and a client port.
+"""
+import os
+import signal
+import socket
+import subprocess
+import time
+
+from app.ovsdb_client import SCHEMA
+
+DB_NAME = "SGGW"
+
+
+def free_ports(count):
+    socks = []
+    try:
+        for _ in range(count):
+            sock = socket.socket()
+            sock.bind(("127.0.0.1", 0))
+            socks.append(sock)
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for sock in socks:
+            sock.close()
+
+
+class Cluster:
+    def __init__(self, directory, size=3):
+        self.dir = str(directory)
+        ports = free_ports(2 * size)
+        self.raft = ports[:size]
+        self.client = ports[size:]
+        self.procs = [None] * size
+
+    @property
+    def remotes(self):
+        return ",".join("tcp:127.0.0.1:%d" % p for p in self.client)
+
+    def _path(self, i, suffix):
+        return os.path.join(self.dir, "s%d.%s" % (i, suffix))
+
+    def create(self):
+        subprocess.run(["ovsdb-tool", "create-cluster", self._path(0, "db"), SCHEMA,
+                        "tcp:127.0.0.1:%d" % self.raft[0]], check=True)
+        for i in range(1, len(self.raft)):
+            subprocess.run(["ovsdb-tool", "join-cluster", self._path(i, "db"), DB_NAME,
+                            "tcp:127.0.0.1:%d" % self.raft[i],
+                            "tcp:127.0.0.1:%d" % self.raft[0]], check=True)
+        for i in range(len(self.raft)):
+            self.start(i)
+        self.wait_leader()
+        return self
+
+    def start(self, i):
+        log = open(self._path(i, "log"), "ab")
+        self.procs[i] = subprocess.Popen(
+            ["ovsdb-server", "--unixctl=" + self._path(i, "ctl"),
+             "--remote=ptcp:%d:127.0.0.1" % self.client[i], "--no-chdir",
+             self._path(i, "db")], stdout=log, stderr=log)
+
+    def kill(self, i, sig=signal.SIGKILL):
+        proc = self.procs[i]
+        proc.send_signal(sig)
+        proc.wait(10)
+        self.procs[i] = None
+
+    def status(self, i):
+        out = subprocess.run(["ovs-appctl", "-t", self._path(i, "ctl"), "cluster/status",
+                              DB_NAME], capture_output=True, text=True, timeout=5)
+        return out.stdout
+
+    def leader(self):
+        """Index of the member that says it is the leader, or None."""
+        for i, proc in enumerate(self.procs):
+            if proc is not None and "Role: leader" in self.status(i):
+                return i
+        return None
+
+    def wait_leader(self, timeout=20):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                found = self.leader()
+            except subprocess.SubprocessError:
+                found = None
+            if found is not None:
+                return found
+            time.sleep(0.1)
+        raise AssertionError("no raft leader within %d s" % timeout)
+
+    def stop(self):
+        for i, proc in enumerate(self.procs):
+            if proc is not None:
+                proc.kill()
+                proc.wait(10)
+                self.procs[i] = None
