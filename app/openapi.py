@@ -109,8 +109,8 @@ _MIRROR_INPUT = {
 
 _COUNTS = {"type": "object", "required": ["packets", "bytes"],
            "properties": {"packets": {"type": "integer"}, "bytes": {"type": "integer"}}}
-_DESTINATION_COUNTS = dict(_COUNTS, description="per destination: a port, or a remote "
-                                               "analyzer as kind:ip/key")
+_DESTINATION_COUNTS = dict(
+    _COUNTS, description="per destination: a port, or a remote analyzer as kind:ip/key")
 
 
 def _stored(schema, counters):

@@ -199,7 +199,6 @@ ofp.oxm_types.extend([
 oxm_fields.generate(ofp.__name__)
 
 
-
 class NXActionCheckPktLarger(parser.NXAction):
     """OVS ``check_pkt_larger(LEN)->REG[OFS]``: 1 in that bit if the frame is longer than
     LEN bytes, else 0. Ryu 4.34 lacks it (Nicira subtype 49)."""

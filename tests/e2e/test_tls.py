@@ -46,6 +46,7 @@ def test_switches_are_programmed_and_changed_over_tls(tls_bed):
     bed = tls_bed
     health = bed.controller.wait_programmed()
     assert all(s["answering"] for s in health["switches"].values())
+
     def both_connected():  # as OVS reports it (it updates the column every few seconds)
         status = bed.ovs.vsctl("--columns=target,is_connected", "--format=csv", "--data=bare",
                                "--no-headings", "list", "controller").splitlines()
