@@ -8,7 +8,8 @@ runs 5-second iperf3 TCP transfers and 2-second single-stream new-flow probes ba
 for ``--minutes``. One line per run: seconds since the burst, learned paths, Gbit/s,
 new-flow p50, and what :mod:`bench.ovsstat` saw during the run (datapath flows and flow
 limit, dump duration, counters, CPU seconds per ovs-vswitchd thread). ``--other-config``
-sets an Open_vSwitch other_config key first (e.g. ``max-idle=30000``) to try a tunable.
+sets an Open_vSwitch other_config key first (e.g. ``max-revalidator=2000``) to try a
+tunable; ``--idle-only`` measures holding the paths (no traffic) and then their expiry.
 """
 import argparse
 import contextlib
@@ -22,6 +23,7 @@ from bench import ovsstat
 from bench.bed import BenchBed
 from bench.measure import FlowgenServer, flowgen, iperf
 from bench.scenarios import _learn
+from flows import tables
 from testbed.signals import exit_cleanly_on_sigterm
 
 
@@ -84,8 +86,8 @@ def main(argv=None):
                         help="reverse_path.idle_timeout (the bench uses 60)")
     parser.add_argument("--idle-only", action="store_true",
                         help="stop after the idle measurement")
-    parser.add_argument("--no-evict", action="store_true",
-                        help="flow_limit without overflow_policy=evict on the learned tables")
+    parser.add_argument("--evict", action="store_true",
+                        help="overflow_policy=evict on the learned tables (sggw's old bound)")
     parser.add_argument("--perf", metavar="FILE",
                         help="perf-record ovs-vswitchd during the burst, report to FILE")
     args = parser.parse_args(argv)
@@ -93,10 +95,11 @@ def main(argv=None):
         for item in args.other_config:
             bed.ovs.vsctl("set", "Open_vSwitch", ".", "other_config:" + item)
         bed.use_sggw(match=args.match, idle_timeout=args.idle_timeout)
-        if args.no_evict:
-            for row in bed.ovs.vsctl("--bare", "--columns=_uuid", "find", "Flow_Table",
-                                     "overflow_policy=evict").split():
-                bed.ovs.vsctl("clear", "Flow_Table", row, "overflow_policy")
+        if args.evict:  # as sggw did before docs/scale.md
+            for table in tables.LEARNED_TABLES:
+                for row in bed.ovs.vsctl("--bare", "--columns=_uuid", "find", "Flow_Table",
+                                         "name=" + table.name).split():
+                    bed.ovs.vsctl("set", "Flow_Table", row, "overflow_policy=evict")
         with FlowgenServer(bed["serverB"].ns):
             started = time.monotonic()
             _learn(bed, 1000)
