@@ -23,7 +23,6 @@ from bench import ovsstat
 from bench.bed import BenchBed
 from bench.measure import FlowgenServer, flowgen, iperf
 from bench.scenarios import _learn
-from flows import tables
 from testbed.signals import exit_cleanly_on_sigterm
 
 
@@ -86,8 +85,6 @@ def main(argv=None):
                         help="reverse_path.idle_timeout (the bench uses 60)")
     parser.add_argument("--idle-only", action="store_true",
                         help="stop after the idle measurement")
-    parser.add_argument("--evict", action="store_true",
-                        help="overflow_policy=evict on the learned tables (sggw's old bound)")
     parser.add_argument("--perf", metavar="FILE",
                         help="perf-record ovs-vswitchd during the burst, report to FILE")
     args = parser.parse_args(argv)
@@ -95,11 +92,6 @@ def main(argv=None):
         for item in args.other_config:
             bed.ovs.vsctl("set", "Open_vSwitch", ".", "other_config:" + item)
         bed.use_sggw(match=args.match, idle_timeout=args.idle_timeout)
-        if args.evict:  # as sggw did before docs/scale.md
-            for table in tables.LEARNED_TABLES:
-                for row in bed.ovs.vsctl("--bare", "--columns=_uuid", "find", "Flow_Table",
-                                         "name=" + table.name).split():
-                    bed.ovs.vsctl("set", "Flow_Table", row, "overflow_policy=evict")
         with FlowgenServer(bed["serverB"].ns):
             started = time.monotonic()
             _learn(bed, 1000)
