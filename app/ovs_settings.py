@@ -17,7 +17,7 @@ OpenFlow can neither see nor change these, yet each one breaks sggw when it is w
   and stop outputs to ports it has not put in forwarding state.
 * sggw the only controller: another one may delete or override its flows.
 * every pipeline table named and each learned table bounded (``flow_limit``,
-  ``overflow_policy=evict``): OpenFlow 1.3 cannot bound a table.
+  ``overflow_policy=refuse``): OpenFlow 1.3 cannot bound a table.
 
 :func:`review` decides what is wrong (pure, from OVSDB rows as dicts); :func:`check` reads
 OVSDB, applies the fixes that are safe, reads back, and returns a :class:`Review`.
@@ -32,6 +32,11 @@ from app.config import DEFAULT_OVSDB
 from flows import tables
 
 RECHECK = 10.0  # seconds between two checks of a connected switch
+# A full learned table learns nothing new until entries idle out, as a full conntrack zone.
+# Not "evict": with it ovs-vswitchd walks every rule of the table once a second in the thread
+# that forwards (at 100k learned paths, most of what holding them costs, docs/scale.md),
+# and it evicts the established paths first, as the ones closest to their idle timeout.
+OVERFLOW_POLICY = "refuse"
 DATAPATH_TYPES = ("system", "netdev")
 _BRIDGE_COLUMNS = ("name", "fail_mode", "protocols", "datapath_type", "other_config",
                    "stp_enable", "rstp_enable", "controller", "flow_tables")
@@ -137,8 +142,9 @@ def review(bridge, controllers, managers, flow_tables, dp_id, max_flows, of_port
                 auto=False)
     if not _tables_as_wanted(bridge["flow_tables"], flow_tables, max_flows):
         problem("flow_tables", "unbounded",
-                "learned tables %s: flow_limit=%d overflow_policy=evict"
-                % (",".join(str(t.id) for t in tables.LEARNED_TABLES), max_flows),
+                "learned tables %s: flow_limit=%d overflow_policy=%s"
+                % (",".join(str(t.id) for t in tables.LEARNED_TABLES), max_flows,
+                   OVERFLOW_POLICY),
                 "OpenFlow 1.3 cannot bound a table", *table_args(name, max_flows))
     return out
 
@@ -149,7 +155,7 @@ def table_args(bridge_name, max_flows, which=tables.PIPELINE):
     for table in which:
         args += ["--id=@t%d" % table.id, "create", "Flow_Table", "name=" + table.name]
         if table.learned:
-            args += ["flow_limit=%d" % max_flows, "overflow_policy=evict"]
+            args += ["flow_limit=%d" % max_flows, "overflow_policy=" + OVERFLOW_POLICY]
         args.append("--")
     return args + ["set", "Bridge", bridge_name] + [
         "flow_tables:%d=@t%d" % (t.id, t.id) for t in which]
@@ -159,7 +165,8 @@ def _tables_as_wanted(by_id, rows, max_flows):
     """Whether every learned table is bounded (the other tables' names are a nicety)."""
     for table in tables.LEARNED_TABLES:
         row = rows.get(by_id.get(table.id))
-        if row is None or (row["flow_limit"], row["overflow_policy"]) != (max_flows, "evict"):
+        if row is None or ((row["flow_limit"], row["overflow_policy"])
+                           != (max_flows, OVERFLOW_POLICY)):
             return False
     return True
 

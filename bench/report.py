@@ -14,10 +14,14 @@ DETAILS = ("vs_normal", "vs_reactive", "vs_native", "vs_no_mirror", "p50_ms", "p
            "failed", "packet_ins", "vswitchd_cpu_s", "learned_flows_a", "p99",
            "copies_minus_source_worst", "controller_sync_s", "flows", "new_flow_p50_ms",
            "new_flow_p99_ms", "vswitchd_rss_mb", "bound_held", "legit_ping_replies",
-           "p99_outside_machine_stalls", "probes_in_machine_stalls")
+           "p99_outside_machine_stalls", "probes_in_machine_stalls", "runs", "vs_smallest",
+           "main_cpu_s", "revalidator_cpu_s", "expired", "dump_ms_max", "flow_limit_min",
+           "flow_limit_hits", "rules")
 
 
 def _fmt(value):
+    if isinstance(value, list):  # every run, in order: a trend across runs shows
+        return "[%s]" % " ".join(_fmt(v) for v in value)
     if value is None:
         return "-"
     if isinstance(value, float):

@@ -40,7 +40,7 @@ class Table:
     id: int
     name: str
     doc: str
-    learned: bool = False  # filled by learn(); bounded by OVS flow_limit with eviction
+    learned: bool = False  # filled by learn(); bounded by OVS flow_limit (full: no new flow)
 
 
 INGRESS = Table(0, "ingress", "classify by in_port; learn MAC, neighbour and gateway")
