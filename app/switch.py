@@ -59,6 +59,7 @@ class Switch:
         self.conntrack_error = None
         self.portmap = None
         self.installed = {}  # part key -> reconcile.PartState
+        self.plan = None  # the desired.Plan that self.installed holds
         self.port_up = {no: port_is_up(p) for no, p in datapath.ports.items()}
         self.last_sync = {}
         self.path_activity = {}  # learned path -> (packets, when they last changed, first seen)
@@ -105,7 +106,7 @@ class Switch:
             self.state, self.error = "failed", str(exc)
             LOG.error("%s: programming failed, switch left as it was: %s", self.name, exc)
             return False
-        self.installed = installed
+        self.installed, self.plan = installed, plan
         self.state, self.error = "programmed", None
         self._record(changes, started)
         return True
@@ -142,14 +143,14 @@ class Switch:
         if self._add_tunnel_ports(dp):  # nothing sent yet: an error leaves all as it was
             self._wait_tunnel_ports(dp)
         self.check_remotes(dp)  # before copies flow: the first must find the MAC known
-        plan = desired.plan(dp, self.portmap, self.installed)
-        changes, installed = reconcile.incremental(plan, self.installed)
+        plan, changed = desired.update(self.plan, dp, self.portmap)
+        changes, installed = reconcile.incremental(plan, self.installed, changed)
         try:
             self._send(changes)
         except Exception as exc:  # noqa: BLE001 -- whatever stopped it, nothing stays half
             self._restore(exc)
             raise
-        self.dp, self.installed = dp, installed
+        self.dp, self.installed, self.plan = dp, installed, plan
         self._record(changes, started)
         self._remove_tunnel_ports(dp)
 

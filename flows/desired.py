@@ -3,14 +3,16 @@
 A datapath's state is the base pipeline, one part per capture rule, one per mirror session,
 and per mirror hook (port, direction) one part for its group and one per chunk of sessions.
 Each part comes with a *token*: everything it is built from. When a REST call adds a
-session, only the parts whose token changed are built and compared, so the cost of a change
+session, :func:`update` plans only the parts of the sessions and rules that came or went,
+and only the parts whose token changed are built and compared, so the cost of a change
 does not grow with the number of rules and sessions.
 """
+from collections import Counter
 from dataclasses import dataclass
 from functools import partial
 from typing import NamedTuple
 
-from flows import capture, mirror, pipeline, remote
+from flows import capture, mirror, pipeline, remote, tables
 
 
 @dataclass(frozen=True)
@@ -20,16 +22,27 @@ class Part:
     meters: tuple = ()
 
 
-class Planned(NamedTuple):  # a tuple: a plan makes a thousand of them per REST call
+class Planned(NamedTuple):  # a tuple: a plan makes a thousand of them per full plan
     token: object  # equal tokens build equal parts
     build: object  # () -> Part
+
+
+class Plan(dict):
+    """{part key: Planned}, with what it was planned from: the datapath config, the ports,
+    every session placed ({session id: mirror.Placed}), the hooks' members ({(direction,
+    port, chunk): {session id: rate limited?}}) and the analyzer ports (a Counter). Never
+    changed once made: :func:`update` makes a new one."""
+
+    def __init__(self, parts, dp, ports, placed, members, analyzers):
+        super().__init__(parts)
+        self.dp, self.ports = dp, ports
+        self.placed, self.members, self.analyzers = placed, members, analyzers
 
 
 def placements(dp, ports, installed=None):
     """Every mirror session of ``dp`` placed on the switch (ports looked up). A session
     whose installed part (in ``installed``, {part key: reconcile.PartState}) was placed from
-    the very same session and port map objects keeps that placement: with a thousand
-    sessions, a REST call then places one session, not a thousand."""
+    the very same session and port map objects keeps that placement."""
     installed = installed or {}
     out = []
     for session in dp.mirrors:
@@ -42,30 +55,69 @@ def placements(dp, ports, installed=None):
 
 
 def plan(dp, ports, installed=None):
-    """{part key: Planned} for datapath config ``dp`` on a switch with ``ports``; placements
-    are reused from ``installed`` where they cannot have changed."""
-    placed = placements(dp, ports, installed)
-    hook_map = mirror.hooks(placed)
-    hooks = pipeline.Hooks(
-        rx=frozenset(port for direction, port in hook_map if direction == "rx"),
-        tx=frozenset(port for direction, port in hook_map if direction == "tx"),
-        analyzers=frozenset(port for p in placed for _, _, port in p.destinations))
-    parts = {("base",): Planned((dp.local_ip, dp.reverse_path, ports, hooks),
-                                partial(_base, dp, ports, hooks))}
+    """The Plan for datapath config ``dp`` on a switch with ``ports``; placements are reused
+    from ``installed`` where they cannot have changed."""
+    placed = {p.session.id: p for p in placements(dp, ports, installed)}
+    members, analyzers = {}, Counter()
+    for session in placed.values():
+        _join(members, analyzers, session, 1)
+    parts = {("base",): _base_part(dp, ports, members, analyzers)}
     for rule in dp.capture:
-        parts[("capture", rule.id)] = Planned((rule, ports), partial(_capture, rule, ports))
-    for session in placed:
+        parts[("capture", rule.id)] = _capture_part(rule, ports)
+    for session in placed.values():
         if session.destinations:
-            parts[("mirror", session.session.id)] = Planned(
-                (session, ports), partial(_mirror, session, ports))
-    for (direction, port), sessions in hook_map.items():
-        chunked = mirror.chunks(sessions)
-        parts[("hook", direction, port)] = Planned(
-            tuple(chunked), partial(_hook, direction, port, tuple(chunked)))
-        for chunk, members in chunked.items():
-            parts[("hook chunk", direction, port, chunk)] = Planned(
-                tuple(members), partial(_hook_chunk, direction, port, chunk, tuple(members)))
-    return parts
+            parts[("mirror", session.session.id)] = _mirror_part(session, ports)
+    for direction, port in dict.fromkeys(k[:2] for k in members):
+        parts[("hook", direction, port)] = _hook_part(members, direction, port)
+    for hook_chunk in members:
+        parts[("hook chunk",) + hook_chunk] = _chunk_part(members, hook_chunk)
+    return Plan(parts, dp, ports, placed, members, analyzers)
+
+
+def update(previous, dp, ports):
+    """(Plan for ``dp`` on ``ports``, the part keys that may differ from Plan ``previous``).
+
+    Rules and sessions are told apart by identity: one that is not the very object of
+    ``previous.dp`` is new, and only its parts, its hooks' and the base are planned again.
+    On other ports everything is planned again, and the keys are None (any may differ)."""
+    if ports is not previous.ports or dp.dp_id != previous.dp.dp_id:
+        return plan(dp, ports), None
+    parts, changed = dict(previous), {("base",): None}
+    old_rules, new_rules = {id(r) for r in previous.dp.capture}, {id(r) for r in dp.capture}
+    for rule in previous.dp.capture:
+        if id(rule) not in new_rules:
+            parts.pop(("capture", rule.id), None)
+            changed[("capture", rule.id)] = None
+    for rule in dp.capture:
+        if id(rule) not in old_rules:
+            parts[("capture", rule.id)] = _capture_part(rule, ports)
+            changed[("capture", rule.id)] = None
+    placed, members, analyzers = dict(previous.placed), dict(previous.members), \
+        Counter(previous.analyzers)
+    touched = {}
+    new_sessions = {id(s) for s in dp.mirrors}
+    for session in previous.placed.values():
+        if id(session.session) not in new_sessions:
+            del placed[session.session.id]
+            touched.update(_join(members, analyzers, session, -1))
+            parts.pop(("mirror", session.session.id), None)
+            changed[("mirror", session.session.id)] = None
+    old_sessions = {id(p.session) for p in previous.placed.values()}
+    for session in dp.mirrors:
+        if id(session) not in old_sessions:
+            placed[session.id] = found = mirror.place(session, ports, dp.dp_id)
+            touched.update(_join(members, analyzers, found, 1))
+            if found.destinations:
+                parts[("mirror", session.id)] = _mirror_part(found, ports)
+            changed[("mirror", session.id)] = None
+    for hook_chunk in touched:
+        _set(parts, changed, ("hook chunk",) + hook_chunk,
+             _chunk_part(members, hook_chunk) if hook_chunk in members else None)
+    for direction, port in dict.fromkeys(k[:2] for k in touched):
+        _set(parts, changed, ("hook", direction, port),
+             _hook_part(members, direction, port))
+    parts[("base",)] = _base_part(dp, ports, members, analyzers)
+    return Plan(parts, dp, ports, placed, members, analyzers), list(changed)
 
 
 def everything(dp, ports):
@@ -74,6 +126,69 @@ def everything(dp, ports):
     return Part(flows=tuple(f for part in built for f in part.flows),
                 groups=tuple(g for part in built for g in part.groups),
                 meters=tuple(m for part in built for m in part.meters))
+
+
+def _join(members, analyzers, placed, sign):
+    """Add (``sign`` 1) or remove (-1) a placed session to or from the hooks' members and
+    the analyzer counts, copying what it changes (an older Plan shares the rest); the
+    (direction, port, chunk) keys it touched, as a dict."""
+    if not placed.destinations:
+        return {}
+    session, touched = placed.session, {}
+    chunk = session.id // tables.HOOK_CHUNK
+    for direction in ("rx", "tx"):
+        for port in getattr(placed, direction):
+            key = (direction, port, chunk)
+            sessions = dict(members.get(key, ()))
+            if sign > 0:
+                sessions[session.id] = session.rate_limit is not None
+            else:
+                sessions.pop(session.id, None)
+            if sessions:
+                members[key] = sessions
+            else:
+                members.pop(key, None)
+            touched[key] = None
+    analyzers.update({port: sign for _, _, port in placed.destinations})
+    for port in [p for p, count in analyzers.items() if count <= 0]:
+        del analyzers[port]
+    return touched
+
+
+def _set(parts, changed, part_key, planned):
+    if planned is None:
+        parts.pop(part_key, None)
+    else:
+        parts[part_key] = planned
+    changed[part_key] = None
+
+
+def _base_part(dp, ports, members, analyzers):
+    hooks = pipeline.Hooks(rx=frozenset(port for d, port, _ in members if d == "rx"),
+                           tx=frozenset(port for d, port, _ in members if d == "tx"),
+                           analyzers=frozenset(analyzers))
+    return Planned((dp.local_ip, dp.reverse_path, ports, hooks), partial(_base, dp, ports, hooks))
+
+
+def _capture_part(rule, ports):
+    return Planned((rule, ports), partial(_capture, rule, ports))
+
+
+def _mirror_part(placed, ports):
+    return Planned((placed, ports), partial(_mirror, placed, ports))
+
+
+def _hook_part(members, direction, port):
+    """The hook group's part, or None if no session is left at the hook."""
+    chunk_ids = tuple(sorted(c for d, p, c in members if (d, p) == (direction, port)))
+    if not chunk_ids:
+        return None
+    return Planned(chunk_ids, partial(_hook, direction, port, chunk_ids))
+
+
+def _chunk_part(members, hook_chunk):
+    sessions = tuple(sorted(members[hook_chunk].items()))
+    return Planned(sessions, partial(_hook_chunk, *hook_chunk, sessions))
 
 
 def _base(dp, ports, hooks):

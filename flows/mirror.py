@@ -58,27 +58,6 @@ def place(session, ports, dp_id):
                   tuple(destinations), tuple(missing), tuple(refused))
 
 
-def hooks(placed_sessions):
-    """{(direction, port): [(session id, rate limited?)]} in session order."""
-    out = {}
-    for placed in placed_sessions:
-        if not placed.destinations:
-            continue
-        for direction in ("rx", "tx"):
-            for port in getattr(placed, direction):
-                out.setdefault((direction, port), []).append(
-                    (placed.session.id, placed.session.rate_limit is not None))
-    return out
-
-
-def chunks(sessions):
-    """{chunk: [(session id, rate limited?)]}: sessions grouped by id // HOOK_CHUNK."""
-    out = {}
-    for session_id, rate_limited in sessions:
-        out.setdefault(session_id // tables.HOOK_CHUNK, []).append((session_id, rate_limited))
-    return out
-
-
 def hook_group(direction, port, chunk_ids):
     """The group a hook point calls: one bucket per chunk group."""
     return group_mod(tables.hook_group(direction, port), [

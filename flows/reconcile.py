@@ -190,23 +190,27 @@ def from_switch(plan, switch_state):
     return changes(want, messages, switch_state), installed
 
 
-def incremental(plan, installed):
+def incremental(plan, installed, changed=None):
     """(Changes, new installed parts) from the parts installed before to ``plan``; only
-    parts whose token changed are built."""
-    new_installed, want, messages, have = {}, State(), {}, State()
-    for part_key, planned in plan.items():
-        old = installed.get(part_key)
+    parts whose token changed are built. ``changed``: the only part keys that may differ
+    (as :func:`flows.desired.update` says), or None to look at every one."""
+    if changed is None:
+        changed = list(plan) + [k for k in installed if k not in plan]
+    new_installed, want, messages, have = dict(installed), State(), {}, State()
+    for part_key in changed:
+        planned, old = plan.get(part_key), installed.get(part_key)
+        if planned is None:
+            if old is not None:
+                have.merge(old.state)
+                del new_installed[part_key]
+            continue
         if old is not None and old.token == planned.token:
-            new_installed[part_key] = old
             continue
         built = build(planned)
         new_installed[part_key] = built.part
         want.merge(built.part.state)
         messages.update(built.messages)
         if old is not None:
-            have.merge(old.state)
-    for part_key, old in installed.items():
-        if part_key not in plan:
             have.merge(old.state)
     return changes(want, messages, have), new_installed
 

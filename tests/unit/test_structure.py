@@ -597,6 +597,49 @@ def test_a_plan_reuses_a_placement_only_for_the_same_session_on_the_same_ports()
     assert ("mirror", 2) not in replanned  # its one analyzer is gone
 
 
+def test_an_update_plans_only_what_came_or_went_and_ends_where_a_full_plan_would():
+    """A REST change: update() plans the parts of the sessions and rules that are not the
+    very objects of the previous plan, their hooks and the base, whatever the number of
+    others; the switch then holds what a plan from scratch wants."""
+    many = [session("m%d" % i, sources=[{"port": ["lan1", "wan0"][i % 2], "direction": "rx"}],
+                    filter={"ip_proto": "udp", "dst_port": 1 + i}) for i in range(140)]
+    dp = datapath(capture=RULES, mirrors=many)
+    pm = portmap(dp, MIRROR_PORT_NAMES)
+    sw, installed = programmed(dp)
+    previous = desired.plan(dp, pm)
+    probe = datapath(mirrors=[session("probe", sources=[{"port": "lan2", "direction": "tx"}],
+                                      rate_limit={"pps": 10})]).mirrors[0]
+    rule = datapath(capture=[{"name": "c", "ipv4_dst": "10.3.0.0/16"}]).capture[0]
+
+    def replaced(mirrors=None, capture=None):
+        base = previous.dp
+        return dataclasses.replace(base, mirrors=base.mirrors if mirrors is None else mirrors,
+                                   capture=base.capture if capture is None else capture)
+
+    steps = [
+        replaced(mirrors=dp.mirrors + (dataclasses.replace(probe, id=1001),)),  # new hook
+        replaced(mirrors=dp.mirrors),  # and gone again
+        replaced(mirrors=dp.mirrors[:70] + dp.mirrors[71:]),  # one from the middle
+        replaced(mirrors=dp.mirrors[:70] + (dataclasses.replace(dp.mirrors[71], snaplen=64),)
+                 + dp.mirrors[72:]),  # one changed (a new object, the same id)
+        replaced(capture=dp.capture + (dataclasses.replace(rule, id=1001),)),
+        replaced(capture=dp.capture[1:]),
+        replaced(mirrors=dp.mirrors[1::2]),  # every session on lan1 gone
+    ]
+    for new in steps:
+        planned, changed = desired.update(previous, new, pm)
+        assert {k: p.token for k, p in planned.items()} == {
+            k: p.token for k, p in desired.plan(new, pm).items()}
+        changes, installed = reconcile.incremental(planned, installed, changed)
+        send(sw, changes)
+        assert_in_sync(sw, new)
+        previous = planned
+    more = replaced(mirrors=previous.dp.mirrors + (dataclasses.replace(probe, id=1001),))
+    assert len(desired.update(previous, more, pm)[1]) == 4  # base, session, hook, chunk
+    other_ports = portmap(dp, {n: name for n, name in MIRROR_PORT_NAMES.items() if n != MON2})
+    assert desired.update(previous, dp, other_ports)[1] is None  # planned from scratch
+
+
 def test_removing_the_last_session_removes_its_flows_group_meter_and_hooks():
     dp = datapath(mirrors=[session("a", rate_limit={"pps": 10}, snaplen=64)])
     sw, installed = programmed(dp)
