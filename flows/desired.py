@@ -10,9 +10,13 @@ does not grow with the number of rules and sessions.
 from collections import Counter
 from dataclasses import dataclass
 from functools import partial
+from operator import attrgetter
 from typing import NamedTuple
 
 from flows import capture, mirror, pipeline, remote, tables
+
+
+_by_id = attrgetter("id")
 
 
 @dataclass(frozen=True)
@@ -83,33 +87,27 @@ def update(previous, dp, ports):
     if ports is not previous.ports or dp.dp_id != previous.dp.dp_id:
         return plan(dp, ports), None
     parts, changed = dict(previous), {("base",): None}
-    old_rules, new_rules = {id(r) for r in previous.dp.capture}, {id(r) for r in dp.capture}
-    for rule in previous.dp.capture:
-        if id(rule) not in new_rules:
-            parts.pop(("capture", rule.id), None)
-            changed[("capture", rule.id)] = None
-    for rule in dp.capture:
-        if id(rule) not in old_rules:
-            parts[("capture", rule.id)] = _capture_part(rule, ports)
-            changed[("capture", rule.id)] = None
+    gone, came = _diff(previous.dp.capture, dp.capture)
+    for rule in gone:
+        parts.pop(("capture", rule.id), None)
+        changed[("capture", rule.id)] = None
+    for rule in came:
+        parts[("capture", rule.id)] = _capture_part(rule, ports)
+        changed[("capture", rule.id)] = None
     placed, members, analyzers = dict(previous.placed), dict(previous.members), \
         Counter(previous.analyzers)
     touched = {}
-    new_sessions = {id(s) for s in dp.mirrors}
-    for session in previous.placed.values():
-        if id(session.session) not in new_sessions:
-            del placed[session.session.id]
-            touched.update(_join(members, analyzers, session, -1))
-            parts.pop(("mirror", session.session.id), None)
-            changed[("mirror", session.session.id)] = None
-    old_sessions = {id(p.session) for p in previous.placed.values()}
-    for session in dp.mirrors:
-        if id(session) not in old_sessions:
-            placed[session.id] = found = mirror.place(session, ports, dp.dp_id)
-            touched.update(_join(members, analyzers, found, 1))
-            if found.destinations:
-                parts[("mirror", session.id)] = _mirror_part(found, ports)
-            changed[("mirror", session.id)] = None
+    gone, came = _diff(previous.dp.mirrors, dp.mirrors)
+    for session in gone:
+        touched.update(_join(members, analyzers, placed.pop(session.id), -1))
+        parts.pop(("mirror", session.id), None)
+        changed[("mirror", session.id)] = None
+    for session in came:
+        placed[session.id] = found = mirror.place(session, ports, dp.dp_id)
+        touched.update(_join(members, analyzers, found, 1))
+        if found.destinations:
+            parts[("mirror", session.id)] = _mirror_part(found, ports)
+        changed[("mirror", session.id)] = None
     for hook_chunk in touched:
         _set(parts, changed, ("hook chunk",) + hook_chunk,
              _chunk_part(members, hook_chunk) if hook_chunk in members else None)
@@ -126,6 +124,14 @@ def everything(dp, ports):
     return Part(flows=tuple(f for part in built for f in part.flows),
                 groups=tuple(g for part in built for g in part.groups),
                 meters=tuple(m for part in built for m in part.meters))
+
+
+def _diff(old, new):
+    """(items of ``old`` not in ``new``, items of ``new`` not in ``old``), told apart by
+    identity, each in id order; no Python loop over the items that stay."""
+    old, new = dict(zip(map(id, old), old)), dict(zip(map(id, new), new))
+    return (sorted(map(old.get, old.keys() - new.keys()), key=_by_id),
+            sorted(map(new.get, new.keys() - old.keys()), key=_by_id))
 
 
 def _join(members, analyzers, placed, sign):
