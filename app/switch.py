@@ -108,7 +108,7 @@ class Switch:
             return False
         self.installed, self.plan = installed, plan
         self.state, self.error = "programmed", None
-        self._record(changes, started)
+        self._record(changes, started, sum(len(p.state.flows) for p in installed.values()))
         return True
 
     def apply(self, dp):
@@ -151,7 +151,7 @@ class Switch:
             self._restore(exc)
             raise
         self.dp, self.installed, self.plan = dp, installed, plan
-        self._record(changes, started)
+        self._record(changes, started, self.last_sync["flows"] + changes.net_flows)
         self._remove_tunnel_ports(dp)
 
     def _restore(self, exc):
@@ -308,8 +308,8 @@ class Switch:
             raise
         self.channel.transact(changes.meters_last)
 
-    def _record(self, changes, started):
-        self.last_sync = {"flows": sum(len(p.state.flows) for p in self.installed.values()),
+    def _record(self, changes, started, flows):
+        self.last_sync = {"flows": flows,
                           "added": changes.added, "removed": changes.removed,
                           "messages": len(changes.bundle) + len(changes.meters_first)
                           + len(changes.meters_last),

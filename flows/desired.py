@@ -35,12 +35,15 @@ class Plan(dict):
     """{part key: Planned}, with what it was planned from: the datapath config, the ports,
     every session placed ({session id: mirror.Placed}), the hooks' members ({(direction,
     port, chunk): {session id: rate limited?}}) and the analyzer ports (a Counter). Never
-    changed once made: :func:`update` makes a new one."""
+    changed once made: :func:`update` makes a new one. ``rules`` and ``sessions`` are
+    ``dp``'s, by identity ({id(object): object})."""
 
-    def __init__(self, parts, dp, ports, placed, members, analyzers):
+    def __init__(self, parts, dp, ports, placed, members, analyzers, rules=None, sessions=None):
         super().__init__(parts)
         self.dp, self.ports = dp, ports
         self.placed, self.members, self.analyzers = placed, members, analyzers
+        self.rules = _by_identity(dp.capture) if rules is None else rules
+        self.sessions = _by_identity(dp.mirrors) if sessions is None else sessions
 
 
 def placements(dp, ports, installed=None):
@@ -87,7 +90,8 @@ def update(previous, dp, ports):
     if ports is not previous.ports or dp.dp_id != previous.dp.dp_id:
         return plan(dp, ports), None
     parts, changed = dict(previous), {("base",): None}
-    gone, came = _diff(previous.dp.capture, dp.capture)
+    rules, sessions = _by_identity(dp.capture), _by_identity(dp.mirrors)
+    gone, came = _diff(previous.rules, rules)
     for rule in gone:
         parts.pop(("capture", rule.id), None)
         changed[("capture", rule.id)] = None
@@ -97,7 +101,7 @@ def update(previous, dp, ports):
     placed, members, analyzers = dict(previous.placed), dict(previous.members), \
         Counter(previous.analyzers)
     touched = {}
-    gone, came = _diff(previous.dp.mirrors, dp.mirrors)
+    gone, came = _diff(previous.sessions, sessions)
     for session in gone:
         touched.update(_join(members, analyzers, placed.pop(session.id), -1))
         parts.pop(("mirror", session.id), None)
@@ -115,7 +119,7 @@ def update(previous, dp, ports):
         _set(parts, changed, ("hook", direction, port),
              _hook_part(members, direction, port))
     parts[("base",)] = _base_part(dp, ports, members, analyzers)
-    return Plan(parts, dp, ports, placed, members, analyzers), list(changed)
+    return Plan(parts, dp, ports, placed, members, analyzers, rules, sessions), list(changed)
 
 
 def everything(dp, ports):
@@ -126,10 +130,13 @@ def everything(dp, ports):
                 meters=tuple(m for part in built for m in part.meters))
 
 
+def _by_identity(items):
+    return dict(zip(map(id, items), items))
+
+
 def _diff(old, new):
-    """(items of ``old`` not in ``new``, items of ``new`` not in ``old``), told apart by
-    identity, each in id order; no Python loop over the items that stay."""
-    old, new = dict(zip(map(id, old), old)), dict(zip(map(id, new), new))
+    """(objects in ``old`` not in ``new``, objects in ``new`` not in ``old``), each in id
+    order, from two ``{id(object): object}``: no Python loop over the objects that stay."""
     return (sorted(map(old.get, old.keys() - new.keys()), key=_by_id),
             sorted(map(new.get, new.keys() - old.keys()), key=_by_id))
 

@@ -139,6 +139,7 @@ class Changes:
     undo_meters: list = field(default_factory=list)
     added: int = 0
     removed: int = 0
+    net_flows: int = 0  # how many more flows sggw has on the switch after them
 
     def __bool__(self):
         return bool(self.meters_first or self.bundle or self.meters_last)
@@ -171,6 +172,7 @@ def changes(want, messages, have):
     out.bundle += [_group_mod(ofp.OFPGC_DELETE, group_id)
                    for group_id in have.groups if group_id not in want.groups]
     out.added, out.removed = len(added), len(removed)
+    out.net_flows = len(want.flows) - len(have.flows)
     return out
 
 

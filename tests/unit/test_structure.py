@@ -626,6 +626,7 @@ def test_an_update_plans_only_what_came_or_went_and_ends_where_a_full_plan_would
         replaced(capture=dp.capture[1:]),
         replaced(mirrors=dp.mirrors[1::2]),  # every session on lan1 gone
     ]
+    flows = len(static_keys(sw))
     for new in steps:
         planned, changed = desired.update(previous, new, pm)
         assert {k: p.token for k, p in planned.items()} == {
@@ -633,6 +634,8 @@ def test_an_update_plans_only_what_came_or_went_and_ends_where_a_full_plan_would
         changes, installed = reconcile.incremental(planned, installed, changed)
         send(sw, changes)
         assert_in_sync(sw, new)
+        flows += changes.net_flows
+        assert flows == len(static_keys(sw)) == sum(len(p.state.flows) for p in installed.values())
         previous = planned
     more = replaced(mirrors=previous.dp.mirrors + (dataclasses.replace(probe, id=1001),))
     assert len(desired.update(previous, more, pm)[1]) == 4  # base, session, hook, chunk
