@@ -94,13 +94,13 @@ class Switch:
                 self.check_ovs()
                 if self.conntrack:
                     self._bound_conntrack()
-            self._add_tunnel_ports(self.dp)
+            self._add_tunnel_ports(self.dp, _remote_kinds(self.dp))
             self.portmap = self._resolve_ports()
             plan = desired.plan(self.dp, self.portmap)
             self._warn_missing()
             changes, installed = reconcile.from_switch(plan, self._dump())
             self._send(changes)
-            self._remove_tunnel_ports(self.dp)
+            self._remove_tunnel_ports(self.dp, plan.remote_kinds)
             self.check_remotes(self.dp)
         except SwitchError as exc:
             self.state, self.error = "failed", str(exc)
@@ -140,10 +140,13 @@ class Switch:
 
     def _change(self, dp):
         started = time.monotonic()
-        if self._add_tunnel_ports(dp):  # nothing sent yet: an error leaves all as it was
-            self._wait_tunnel_ports(dp)
-        self.check_remotes(dp)  # before copies flow: the first must find the MAC known
         plan, changed = desired.update(self.plan, dp, self.portmap)
+        # nothing sent yet: an error leaves all as it was
+        if self._add_tunnel_ports(dp, plan.remote_kinds):
+            self._wait_tunnel_ports(dp, plan.remote_kinds)
+            plan, changed = desired.update(self.plan, dp, self.portmap)  # on the new ports
+        if plan.remote_kinds or self.remote_health:  # else it would find nothing to check
+            self.check_remotes(dp)  # before copies flow: the first must find the MAC known
         changes, installed = reconcile.incremental(plan, self.installed, changed)
         try:
             self._send(changes)
@@ -152,7 +155,7 @@ class Switch:
             raise
         self.dp, self.installed, self.plan = dp, installed, plan
         self._record(changes, started, self.last_sync["flows"] + changes.net_flows)
-        self._remove_tunnel_ports(dp)
+        self._remove_tunnel_ports(dp, plan.remote_kinds)
 
     def _restore(self, exc):
         """After a failed change, make the switch hold ``self.dp`` again. Any step may have
@@ -188,9 +191,9 @@ class Switch:
         return resolve(self.dp.ports, {
             no: port_name(port) for no, port in self.datapath.ports.items()})
 
-    def _add_tunnel_ports(self, dp):
-        """Create the tunnel ports ``dp``'s remote destinations need; whether any was new."""
-        kinds = _remote_kinds(dp)
+    def _add_tunnel_ports(self, dp, kinds):
+        """Create the tunnel ports of ``kinds`` (``dp``'s remote destinations need them);
+        whether any was new."""
         if not kinds:
             return False
         missing = [k for k in kinds if self.portmap is None
@@ -202,9 +205,9 @@ class Switch:
                 raise SwitchError("could not create tunnel ports: %s" % exc) from None
         return bool(missing)
 
-    def _wait_tunnel_ports(self, dp):
+    def _wait_tunnel_ports(self, dp, kinds):
         """Wait until the switch reports the new tunnel ports, then look ports up again."""
-        names = {remote.port_name(dp.dp_id, k) for k in _remote_kinds(dp)}
+        names = {remote.port_name(dp.dp_id, k) for k in kinds}
         deadline = time.monotonic() + TUNNEL_PORT_WAIT
         while not names <= {port_name(p) for p in self.datapath.ports.values()}:
             if time.monotonic() > deadline:
@@ -217,8 +220,7 @@ class Switch:
             hub.sleep(0.05)
         self.portmap = self._resolve_ports()
 
-    def _remove_tunnel_ports(self, dp):
-        needed = _remote_kinds(dp)
+    def _remove_tunnel_ports(self, dp, needed):
         if not any(self.portmap.lookup(remote.port_name(dp.dp_id, kind)) is not None
                    for kind in tunnels.KINDS if kind not in needed):
             return

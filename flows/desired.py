@@ -36,14 +36,22 @@ class Plan(dict):
     every session placed ({session id: mirror.Placed}), the hooks' members ({(direction,
     port, chunk): {session id: rate limited?}}) and the analyzer ports (a Counter). Never
     changed once made: :func:`update` makes a new one. ``rules`` and ``sessions`` are
-    ``dp``'s, by identity ({id(object): object})."""
+    ``dp``'s, by identity ({id(object): object}); ``tunnels`` counts the remote
+    destinations of each tunnel kind."""
 
-    def __init__(self, parts, dp, ports, placed, members, analyzers, rules=None, sessions=None):
+    def __init__(self, parts, dp, ports, placed, members, analyzers, tunnels, rules=None,
+                 sessions=None):
         super().__init__(parts)
         self.dp, self.ports = dp, ports
         self.placed, self.members, self.analyzers = placed, members, analyzers
+        self.tunnels = tunnels
         self.rules = _by_identity(dp.capture) if rules is None else rules
         self.sessions = _by_identity(dp.mirrors) if sessions is None else sessions
+
+    @property
+    def remote_kinds(self):
+        """The tunnel kinds the remote destinations need, sorted."""
+        return sorted(self.tunnels)
 
 
 def placements(dp, ports, installed=None):
@@ -78,7 +86,8 @@ def plan(dp, ports, installed=None):
         parts[("hook", direction, port)] = _hook_part(members, direction, port)
     for hook_chunk in members:
         parts[("hook chunk",) + hook_chunk] = _chunk_part(members, hook_chunk)
-    return Plan(parts, dp, ports, placed, members, analyzers)
+    tunnels = Counter(kind for session in dp.mirrors for kind in _remote_kinds(session))
+    return Plan(parts, dp, ports, placed, members, analyzers, tunnels)
 
 
 def update(previous, dp, ports):
@@ -100,13 +109,15 @@ def update(previous, dp, ports):
         changed[("capture", rule.id)] = None
     placed, members, analyzers = dict(previous.placed), dict(previous.members), \
         Counter(previous.analyzers)
-    touched = {}
+    touched, tunnels = {}, Counter(previous.tunnels)
     gone, came = _diff(previous.sessions, sessions)
     for session in gone:
+        tunnels.subtract(_remote_kinds(session))
         touched.update(_join(members, analyzers, placed.pop(session.id), -1))
         parts.pop(("mirror", session.id), None)
         changed[("mirror", session.id)] = None
     for session in came:
+        tunnels.update(_remote_kinds(session))
         placed[session.id] = found = mirror.place(session, ports, dp.dp_id)
         touched.update(_join(members, analyzers, found, 1))
         if found.destinations:
@@ -119,7 +130,8 @@ def update(previous, dp, ports):
         _set(parts, changed, ("hook", direction, port),
              _hook_part(members, direction, port))
     parts[("base",)] = _base_part(dp, ports, members, analyzers)
-    return Plan(parts, dp, ports, placed, members, analyzers, rules, sessions), list(changed)
+    return (Plan(parts, dp, ports, placed, members, analyzers, +tunnels, rules, sessions),
+            list(changed))
 
 
 def everything(dp, ports):
@@ -128,6 +140,10 @@ def everything(dp, ports):
     return Part(flows=tuple(f for part in built for f in part.flows),
                 groups=tuple(g for part in built for g in part.groups),
                 meters=tuple(m for part in built for m in part.meters))
+
+
+def _remote_kinds(session):
+    return [dest.remote.kind for dest in session.destinations if dest.remote]
 
 
 def _by_identity(items):
