@@ -15,6 +15,7 @@ COPY setup.cfg pyproject.toml README.md ./
 COPY scripts/ scripts/
 COPY app/ app/
 COPY flows/ flows/
+COPY sggwctl/ sggwctl/
 # the same recipe as on a host: pinned Ryu 4.34 venv plus the eventlet compatibility hook;
 # absolute constraint paths, since Ryu's setup_requires runs pip from another directory
 RUN python3 -m venv .venv \
