@@ -145,3 +145,12 @@ def test_cluster_example_config_is_valid():
     cfg = config.load(os.path.join(ROOT, "sggw.cluster.example.yaml"))
     assert cfg.cluster.name == "sggw-1" and len(cfg.cluster.store.split(",")) == 3
     assert cfg.cluster.api_url == "http://%s:%d" % (cfg.api.host, cfg.api.port)
+
+
+def test_the_controller_image_copies_every_package_setup_cfg_installs():
+    """`pip install .` in the image fails on a package the Dockerfile did not copy."""
+    with open(os.path.join(ROOT, "setup.cfg")) as handle:
+        packages = re.search(r"^packages\s*=\s*(.+)$", handle.read(), re.M).group(1)
+    with open(os.path.join(ROOT, "Dockerfile")) as handle:
+        copied = set(re.findall(r"^COPY (\w+)/ \1/$", handle.read(), re.M))
+    assert {p.strip() for p in packages.split(",")} <= copied, copied
