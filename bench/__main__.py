@@ -21,7 +21,7 @@ def main(argv=None):
     exit_cleanly_on_sigterm()
     parser = argparse.ArgumentParser(prog="python -m bench")
     parser.add_argument("--quick", action="store_true",
-                        help="one run per measurement, shorter runs (under 5 minutes)")
+                        help="one run per measurement, shorter runs (about 6 minutes)")
     parser.add_argument("--only", default=",".join(SCENARIOS),
                         help="scenarios to run, comma-separated: %s" % ", ".join(SCENARIOS))
     parser.add_argument("--json", default="bench/results/results.json")
