@@ -9,6 +9,7 @@
 import os
 import re
 import subprocess
+import threading
 
 from app.config import IP_PROTOS
 
@@ -60,6 +61,13 @@ def bridge(db, dp_id):
     return found[0], (found[1] if len(found) > 1 else "system")
 
 
+# Every bridge of one datapath type shares one Datapath row and its ct_zones map, and
+# ovs-vsctl rewrites a map whole: two zones written at once (sggw programs every switch as
+# it connects) lose one, which leaves that zone on OVS's default timeouts (30 s after a TCP
+# FIN instead of fin_idle). sggw is the only writer of its zones, so one lock suffices.
+_ZONE_WRITES = threading.Lock()
+
+
 def configure_conntrack(db, dp_id, zone, idle, fin_idle, limit):
     """The zone's timeouts (idle, and after TCP FIN/RST) and its connection limit.
 
@@ -72,18 +80,19 @@ def configure_conntrack(db, dp_id, zone, idle, fin_idle, limit):
               "icmp_reply": idle, "tcp_established": idle, "tcp_fin_wait": closing,
               "tcp_close_wait": closing, "tcp_last_ack": closing, "tcp_time_wait": closing,
               "tcp_close": closing}
-    row = vsctl(db, "--if-exists", "get", "Open_vSwitch", ".", "datapaths:" + dp_type)
-    if not row or zone_policy(db, dp_type, zone) != policy:
-        args = ["--", "--id=@tp", "create", "CT_Timeout_Policy",
-                *("timeouts:%s=%d" % item for item in sorted(policy.items())),
-                "--", "--id=@z", "create", "CT_Zone", "timeout_policy=@tp", "--"]
-        if row:
-            args += ["set", "Datapath", row, "ct_zones:%d=@z" % zone]
-        else:
-            args += ["--id=@dp", "create", "Datapath", "datapath_version=0",
-                     "ct_zones:%d=@z" % zone, "--",
-                     "set", "Open_vSwitch", ".", "datapaths:%s=@dp" % dp_type]
-        vsctl(db, *args)
+    with _ZONE_WRITES:
+        row = vsctl(db, "--if-exists", "get", "Open_vSwitch", ".", "datapaths:" + dp_type)
+        if not row or zone_policy(db, dp_type, zone) != policy:
+            args = ["--", "--id=@tp", "create", "CT_Timeout_Policy",
+                    *("timeouts:%s=%d" % item for item in sorted(policy.items())),
+                    "--", "--id=@z", "create", "CT_Zone", "timeout_policy=@tp", "--"]
+            if row:
+                args += ["set", "Datapath", row, "ct_zones:%d=@z" % zone]
+            else:
+                args += ["--id=@dp", "create", "Datapath", "datapath_version=0",
+                         "ct_zones:%d=@z" % zone, "--",
+                         "set", "Open_vSwitch", ".", "datapaths:%s=@dp" % dp_type]
+            vsctl(db, *args)
     _appctl(db, "dpctl/ct-set-limits", "zone=%d,limit=%d" % (zone, limit))
 
 

@@ -332,7 +332,10 @@ class Sggw:
         names = dict(switch.portmap.switch_ports)
         if switch.conntrack:
             try:
-                found = [_describe_connection(e, switch, names) for e in switch.connections()]
+                # OVS sweeps expired entries only every 5 s and dumps them meanwhile with
+                # timeout=0; they no longer carry replies, so they are not paths
+                found = [_describe_connection(e, switch, names) for e in switch.connections()
+                         if e["timeout"] > 0]
             except SwitchError as exc:
                 raise ApiError(503, "switch %s: %s" % (name, exc)) from None
             found.sort(key=lambda p: (p["idle_age"], p["reply"]["src"]))
