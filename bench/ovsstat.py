@@ -7,6 +7,7 @@ ovs-vswitchd a run kept busy: the main thread (which, with the userspace datapat
 non-PMD ports, also forwards every packet), the revalidators or the handlers."""
 import os
 import re
+import time
 
 from bench.measure import HZ
 
@@ -28,6 +29,15 @@ def upcall(ovs):
     flows, dump = _UPCALL.search(out), _DUMP.search(out)
     return {"dp_flows": int(flows.group(1)), "dp_flows_max": int(flows.group(3)),
             "flow_limit": int(flows.group(4)), "dump_ms": int(dump.group(1)) if dump else None}
+
+
+def settle(ovs, most=100, timeout=30):
+    """Wait (up to ``timeout`` s) until a burst's datapath flows have idled out of the
+    datapath (at most ``most`` left): until then the revalidators re-check every one of them
+    twice a second, on the same cores that forward the next run's packets."""
+    deadline = time.monotonic() + timeout
+    while upcall(ovs)["dp_flows"] > most and time.monotonic() < deadline:
+        time.sleep(1)
 
 
 def coverage(ovs):

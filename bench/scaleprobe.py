@@ -29,10 +29,8 @@ from testbed.signals import exit_cleanly_on_sigterm
 def _idle(bed, started, seconds=20):
     """No traffic for ``seconds`` (once the burst's datapath flows are gone): what holding
     the learned flows alone costs."""
-    deadline = time.monotonic() + 30
-    while (seconds > 10 and ovsstat.upcall(bed.ovs)["dp_flows"] > 100
-           and time.monotonic() < deadline):
-        time.sleep(1)
+    if seconds > 10:
+        ovsstat.settle(bed.ovs)
     before = ovsstat.snapshot(bed.ovs, bed.vswitchd_pid())
     time.sleep(seconds)
     line = {"phase": "idle %ds" % seconds, "t": round(time.monotonic() - started),

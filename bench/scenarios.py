@@ -345,6 +345,7 @@ def _scale_mode(bed, plan, mode):
         for size in plan.scale_sizes:
             paths = _learn(bed, size, src_net=WIDE_SOURCES if mode == "host_pair" else None,
                            count=(lambda: bed.sites.connections("a")) if conntrack else None)
+            ovsstat.settle(bed.ovs)  # measure holding the paths, not the burst's aftermath
             gbps, spent = [], []
             for _ in range(plan.runs):
                 before = ovsstat.snapshot(bed.ovs, bed.vswitchd_pid())
