@@ -3,6 +3,7 @@ import os
 
 import pytest
 
+from testbed.ovs import PrivateOvs
 from testbed.topology import TwoSites
 
 BED_REVERSE_PATH = {"idle_timeout": 60, "fin_idle_timeout": 2, "max_flows": 1000}
@@ -36,3 +37,13 @@ def bed(request):
     with TwoSites(reverse_path=dict(BED_REVERSE_PATH, match=match), tunnel=tunnel) as two_sites:
         two_sites.warm_up()
         yield two_sites
+
+
+@pytest.fixture
+def ovs(tmp_path):
+    """A private Open vSwitch of the test's own, with no bridge yet."""
+    private = PrivateOvs(str(tmp_path / "ovs"))
+    try:
+        yield private.start()
+    finally:
+        private.stop()

@@ -3,23 +3,12 @@ share one Datapath row, so zones written at the same moment (sggw programs every
 it connects) must all keep their timeout policy. Losing one leaves its zone on OVS's
 defaults: a closed TCP connection's reverse path then stays 30 s instead of fin_idle."""
 import concurrent.futures
-import contextlib
 import secrets
 
-import pytest
 
 from app import ovs_cli
-from testbed.ovs import PrivateOvs
 
 BRIDGES = 6
-
-
-@pytest.fixture
-def ovs(tmp_path):
-    with contextlib.ExitStack() as undo:
-        private = PrivateOvs(str(tmp_path / "ovs"))
-        undo.callback(private.stop)
-        yield private.start()
 
 
 def test_zones_written_at_once_all_keep_their_policy(ovs):

@@ -1,7 +1,6 @@
 """deploy/setup-bridge on a private Open vSwitch: the bridge gets exactly the settings the
 README asks for, a re-run changes nothing, and sggw programs the bridge with the datapath
 the script prints (its tunnel port not there yet, as before OpenVPN starts)."""
-import contextlib
 import os
 import secrets
 import subprocess
@@ -11,18 +10,9 @@ import yaml
 
 from testbed.controller import ROOT, Controller
 from testbed.netns import delete_link, veth_pair
-from testbed.ovs import PrivateOvs
 from testbed.proc import free_port
 
 SCRIPT = os.path.join(ROOT, "deploy", "setup-bridge")
-
-
-@pytest.fixture
-def ovs(tmp_path):
-    with contextlib.ExitStack() as undo:
-        private = PrivateOvs(str(tmp_path / "ovs"))
-        undo.callback(private.stop)
-        yield private.start()
 
 
 @pytest.fixture
