@@ -187,10 +187,10 @@ class Channel:
     # --- internals ----------------------------------------------------------------------
 
     def role(self, role, generation):
-        """Ask the switch for OpenFlow ``role`` with ``generation``; Rejected if refused
-        (``OFPRRFC_STALE``: another master has a newer generation)."""
+        """Ask the switch for OpenFlow ``role`` with ``generation``: its OFPRoleReply, or
+        Rejected if refused (``OFPRRFC_STALE``: another master has a newer generation)."""
         req = self.datapath.ofproto_parser.OFPRoleRequest(self.datapath, role, generation)
-        self.request(req)
+        return self.request(req)[0]
 
     def _may_write(self):
         if not self.writable:

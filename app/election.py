@@ -54,8 +54,9 @@ class Election:
             return self.name, self.api_url
         if self._claiming or not self.db.live:
             return None
-        _, name, url = self.stored()
-        return (name, url) if name and self.db.idl.is_lock_contended else None
+        _, name, url = self.stored()  # not this instance: it stood down (fenced by a switch)
+        return (name, url) if name and name != self.name and self.db.idl.is_lock_contended \
+            else None
 
     def review(self):
         """After every change of the store connection: step down or stand for master."""

@@ -2,19 +2,33 @@
 then does with them.
 
 A master asks each switch for MASTER with its committed generation, and only once the
-switch granted it does the connection become writable and the switch get reconciled (the
-same compare-and-send-the-difference as on reconnect: learned flows stay, forwarding never
-stops). A standby's connections are not writable and ask for SLAVE. The switch refuses an
-older generation itself (``OFPRRFC_STALE``): the instance then steps down.
+switch granted it, at that generation, does the connection become writable and the switch
+get reconciled (the same compare-and-send-the-difference as on reconnect: learned flows
+stay, forwarding never stops). A standby's connections are not writable and ask for SLAVE.
+
+The switch fences an older master itself, and says so in two ways: it refuses a request
+with an older generation (``OFPRRFC_STALE``; a refused request leaves the connection's
+role as it was, EQUAL on a new connection, still able to write), and it tells a master it
+demoted because another controller asked for MASTER (role status: OpenFlow 1.3 has it as
+the ONF extension below, which Ryu 4.34 delivers as a bare experimenter message). Either
+makes that switch's connection read-only at once, marks the switch ``fenced`` in health,
+and makes the instance step down; nothing asks the switch for MASTER again until a new
+generation is committed (no fight over it).
 """
 import logging
+import struct
 
 from ryu.lib import hub
+from ryu.ofproto import ofproto_common
 from ryu.ofproto import ofproto_v1_3 as ofp
 
 from app.channel import Rejected, SwitchError
 
 LOG = logging.getLogger("sggw.roles")
+ONFT_ROLE_STATUS = 1911  # OpenFlow 1.3 Extensions Pack 1 (EXT-191): OVS sends it on demotion
+_ROLE_STATUS = struct.Struct("!IB3xQ")  # role, reason, pad, generation_id
+ROLES = {ofp.OFPCR_ROLE_NOCHANGE: "nochange", ofp.OFPCR_ROLE_EQUAL: "equal",
+         ofp.OFPCR_ROLE_MASTER: "master", ofp.OFPCR_ROLE_SLAVE: "slave"}
 
 
 class Roles:
@@ -53,14 +67,43 @@ class Roles:
         if self.election.role != "master":
             self.sggw.store.refresh()
 
+    def role_status(self, switch, msg):
+        """An experimenter message from ``switch``: True if it was a role status (then
+        handled: a demotion fences the switch and this instance steps down)."""
+        if (msg.experimenter, msg.exp_type) != (ofproto_common.ONF_EXPERIMENTER_ID,
+                                                ONFT_ROLE_STATUS):
+            return False
+        role, _, generation = _ROLE_STATUS.unpack_from(bytes(msg.data))
+        if role == ofp.OFPCR_ROLE_MASTER:
+            return True
+        self._fence(switch, "slave", "the switch made another controller master (generation "
+                    "%d; this instance's is %s)" % (generation, self.election.generation))
+        return True
+
+    def _fence(self, switch, role, why):
+        """``switch`` has a newer master than this instance: never write to it again (until
+        a new generation is granted), and stand down everywhere."""
+        switch.channel.writable = False
+        LOG.error("%s: fenced: %s", switch.name, why)
+        self.election.step_down("%s: %s" % (switch.name, why))
+        switch.role, switch.state, switch.error = role, "fenced", why
+
     def _take(self, switch, generation):
         try:
-            switch.channel.role(ofp.OFPCR_ROLE_MASTER, generation)
+            reply = switch.channel.role(ofp.OFPCR_ROLE_MASTER, generation)
         except SwitchError as exc:
-            LOG.error("%s: the switch refused this controller as master (generation %d): %s",
-                      switch.name, generation, exc)
             if _stale(exc):
-                self.election.step_down("a switch knows a newer master")
+                self._fence(switch, switch.role or "equal",
+                            "MASTER with generation %d refused as stale (%s): the switch has "
+                            "a newer master" % (generation, exc))
+            else:
+                LOG.error("%s: the switch refused this controller as master (generation "
+                          "%d): %s", switch.name, generation, exc)
+            return
+        if (reply.role, reply.generation_id) != (ofp.OFPCR_ROLE_MASTER, generation):
+            LOG.error("%s: asked MASTER with generation %d, the switch answered %s with %d",
+                      switch.name, generation, ROLES.get(reply.role, reply.role),
+                      reply.generation_id)
             return
         switch.role = "master"
         if not self.election.writable or self.election.generation != generation:
@@ -79,9 +122,16 @@ class Roles:
         try:
             switch.channel.role(ofp.OFPCR_ROLE_SLAVE, generation)
         except SwitchError as exc:  # stale: a newer master exists; still never write
-            LOG.info("%s: SLAVE with generation %d refused: %s", switch.name, generation, exc)
+            LOG.warning("%s: SLAVE with generation %d refused: %s", switch.name, generation,
+                        exc)
+            if _stale(exc):  # the connection keeps its role (EQUAL if new): our fence holds
+                switch.state = "fenced"
+                switch.error = ("SLAVE with generation %d refused as stale: the switch has a "
+                                "newer master; this instance does not write to it"
+                                % generation)
             return
-        switch.role = "slave"
+        if not switch.channel.writable:  # not overtaken by a MASTER granted since
+            switch.role, switch.state, switch.error = "slave", "standby", None
 
 
 def _stale(exc):

@@ -276,6 +276,13 @@ class SggwApp(app_manager.RyuApp):
             LOG.error("datapath %#x sent an unexpected error: %s", msg.datapath.id,
                       describe_error(msg))
 
+    @set_ev_cls(ofp_event.EventOFPExperimenter, MAIN_DISPATCHER)
+    def _experimenter(self, ev):
+        """A role status (the switch demoted this controller) fences that switch."""
+        switch = self._owner(ev.msg.datapath)
+        if switch is not None and self.roles is not None:
+            self.roles.role_status(switch, ev.msg)
+
     @set_ev_cls(ofp_event.EventOFPPacketIn, MAIN_DISPATCHER)
     def _packet_in(self, ev):
         msg = ev.msg

@@ -15,6 +15,7 @@ import yaml
 
 from flows import tables
 from testbed.controller import Controller
+from testbed.ofclient import MASTER, OpenFlowClient
 from testbed.ovs import Flow
 from testbed.proc import free_port, wait_for
 from testbed.sniff import Sniffer
@@ -248,6 +249,84 @@ def test_losing_the_raft_leader_loses_nothing_and_rest_works_again(cbed):
         assert any("nw_dst=10.97.0.0/16" in f.line for f in cbed.flows("a"))
     finally:
         cbed.store.start(leader)
+
+
+def switch_contents(bed):
+    """Per bridge: sggw's own flows (without counters) with their ages, its groups and
+    meters: what a write by a controller would change."""
+    return {site: (static_with_durations(bed, site),
+                   sorted(bed.ovs.ofctl("dump-groups", bed.bridge(site)).splitlines()[1:]),
+                   sorted(bed.ovs.ofctl("dump-meters", bed.bridge(site)).splitlines()[1:]))
+            for site in "ab"}
+
+
+def unchanged_since(bed, before, elapsed):
+    after = switch_contents(bed)
+    for site, (flows, groups, meters) in before.items():
+        now_flows, now_groups, now_meters = after[site]
+        assert (set(now_flows), now_groups, now_meters) == (set(flows), groups, meters), site
+        assert all(now_flows[k] >= flows[k] + elapsed - 1 for k in flows), "a flow re-added"
+
+
+@pytest.mark.parametrize("how", ["role status", "stale refusal"])
+def test_a_master_whose_switch_has_a_newer_master_stops_writing_and_does_not_fight(cbed, how):
+    """Another controller takes MASTER with the next generation (a raw OpenFlow client,
+    as a newer master would): on site b while sggw's master holds it (the switch demotes
+    it and sends it a role status), or on site a while sggw's master is away from it (it
+    comes back asking MASTER with its older generation: refused as stale, which leaves
+    its new connection EQUAL, able to write). Either way it writes nothing more."""
+    old, site = master(cbed), "b" if how == "role status" else "a"
+    other, bridge = standby_of(old), cbed.bridge(site)
+    targets = [cbed.target("one"), cbed.target("two")]
+    generation = cbed.instances[old].health()["cluster"]["generation"]
+    log_start = len(cbed.instances[old].log())
+    before, started = switch_contents(cbed), time.monotonic()
+    client = OpenFlowClient()
+    try:
+        if how == "stale refusal":
+            cbed.ovs.vsctl("set-controller", bridge, cbed.target(other), client.target)
+            wait_for(lambda: not cbed.instances[old].health()["switches"]["site-a"][
+                "connected"], 10, what="the master away from site a")
+        else:
+            cbed.ovs.vsctl("set-controller", bridge, *targets, client.target)
+        client.accept()
+        assert client.request_role(MASTER, generation + 1) == ("reply", MASTER,
+                                                               generation + 1)
+        cbed.ovs.vsctl("set-controller", bridge, *targets, client.target)
+
+        def fenced():
+            health = cbed.instances[old].health()
+            return health["switches"]["site-" + site]["state"] == "fenced" and health
+        health = wait_for(fenced, 10, what="site %s fenced on the old master" % site)
+        assert health["cluster"]["role"] == "standby" and health["cluster"]["master"] is None
+        assert health["status"] == "degraded"
+        assert "newer master" in health["switches"]["site-" + site]["error"]
+        log = cbed.instances[old].log()[log_start:]
+        said = ("the switch made another controller master (generation %d" % (generation + 1)
+                if how == "role status" else
+                "MASTER with generation %d refused as stale" % generation)
+        assert "fenced: " + said in log, log
+        wait_for(lambda: cbed.roles(site).get(cbed.target(old)) == (
+            "slave" if how == "role status" else "other"), 10,
+            what="OVS showing the old master demoted (role status) or EQUAL (refused)")
+        assert cbed.roles(site)[client.target] == "master"
+
+        answer = create(cbed, old, dict(RULE, name="fenced", ipv4_dst="10.96.0.0/16"))
+        assert answer.status_code == 503, answer.text
+        time.sleep(1)
+        unchanged_since(cbed, before, time.monotonic() - started)
+        assert "fenced" not in captures(cbed, other)
+        assert role_of(cbed, other) == "standby"
+    finally:
+        client.close()
+        cbed.ovs.vsctl("set-controller", bridge, *targets)
+    # It stood down holding the store's lock: a restart hands it to the other instance,
+    # whose next generation is at least the switch's.
+    cbed.instances[old].stop(kill=True)
+    cbed.instances[old].start()
+    wait_for(lambda: cbed.granted_everywhere(other), 20, what="the other instance master")
+    wait_for(lambda: standing_by(cbed, old), 30, what="the old master as standby")
+    wait_for(lambda: cbed.master_everywhere(other), 10, what="OVS showing the new master")
 
 
 @pytest.mark.slow
