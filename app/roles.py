@@ -63,9 +63,14 @@ class Roles:
             hub.spawn(self._hold, switch)
 
     def follow_store(self):
-        """A standby reads what the master changed (REST reads are the same everywhere)."""
+        """A standby reads what the master changed (REST reads are the same everywhere),
+        and asks a switch that refused its SLAVE as stale again once the store may know
+        the newer generation (then it is a plain standby there)."""
         if self.election.role != "master":
             self.sggw.store.refresh()
+            for switch in list(self.sggw.switches.values()):
+                if switch.state == "fenced" and not switch.channel.writable:
+                    hub.spawn(self._hold, switch)
 
     def role_status(self, switch, msg):
         """An experimenter message from ``switch``: True if it was a role status (then

@@ -1,10 +1,15 @@
 """A connection that is not writable (a cluster standby, or a master that lost its
-mastership) sends no change at all: every write fails before anything leaves."""
+mastership) sends no change at all: every write fails before anything leaves. A switch's
+role status demoting this master makes its connection so at once."""
+import struct
+
 import pytest
+from ryu.ofproto import ofproto_common
 from ryu.ofproto import ofproto_v1_3 as ofp
 from ryu.ofproto import ofproto_v1_3_parser as parser
 
 from app.channel import Channel, SwitchError
+from app.roles import ONFT_ROLE_STATUS, Roles
 
 
 class Recording:
@@ -52,3 +57,56 @@ def test_reads_and_role_requests_still_go_out():
     sent = datapath.sent[0]
     assert (type(sent), sent.role, sent.generation_id) == (parser.OFPRoleRequest,
                                                            ofp.OFPCR_ROLE_SLAVE, 3)
+
+
+class Election:
+    role, generation = "master", 7
+
+    def __init__(self):
+        self.why = None
+
+    def step_down(self, why):
+        self.why, self.role = why, "standby"
+
+
+class Sggw:
+    def __init__(self):
+        self.election = Election()
+        self.switches = {}
+
+
+class Switch:
+    name = "site (0x1)"
+
+    def __init__(self):
+        self.channel = Channel(Recording())
+        self.role, self.state, self.error = "master", "programmed", None
+
+
+def role_status(role, generation, experimenter=ofproto_common.ONF_EXPERIMENTER_ID,
+                exp_type=ONFT_ROLE_STATUS):
+    """An OpenFlow 1.3 role status as OVS sends it (ONF extension) and Ryu 4.34 parses it."""
+    return parser.OFPExperimenter(None, experimenter, exp_type,
+                                  struct.pack("!IB3xQ", role, 0, generation))
+
+
+def test_a_role_status_demoting_this_master_makes_the_switch_read_only_at_once():
+    roles, switch = Roles(Sggw()), Switch()
+    assert roles.role_status(switch, role_status(ofp.OFPCR_ROLE_SLAVE, 8))
+    assert not switch.channel.writable
+    assert (switch.role, switch.state) == ("slave", "fenced")
+    assert "generation 8; this instance's is 7" in switch.error
+    assert roles.election.role == "standby" and "generation 8" in roles.election.why
+    with pytest.raises(SwitchError, match="not the master"):
+        switch.channel.transact([flow_mod(switch.channel.datapath)])
+    assert switch.channel.datapath.sent == []
+
+
+@pytest.mark.parametrize("msg", [role_status(ofp.OFPCR_ROLE_MASTER, 8),
+                                 role_status(ofp.OFPCR_ROLE_SLAVE, 8, exp_type=1910),
+                                 role_status(ofp.OFPCR_ROLE_SLAVE, 8, experimenter=0x2320)])
+def test_other_experimenter_messages_and_a_grant_change_nothing(msg):
+    roles, switch = Roles(Sggw()), Switch()
+    roles.role_status(switch, msg)
+    assert switch.channel.writable and switch.state == "programmed"
+    assert roles.election.role == "master"
