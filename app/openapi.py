@@ -141,8 +141,9 @@ _OVS_SETTINGS = {
         "error": {"type": "string", "description": "why they could not be checked"},
         "problems": {"type": "array", "items": {"type": "string"}},
         "fix": {"type": "string", "description": "the ovs-vsctl command that fixes them"}}}
-_ROLE = {"type": "string", "enum": ["master", "slave"],
-         "description": "in a cluster: the OpenFlow role the switch granted this instance"}
+_ROLE = {"type": "string", "enum": ["master", "slave", "equal"],
+         "description": "in a cluster: the OpenFlow role the switch granted this instance "
+                        "(equal: a new connection whose MASTER request was refused)"}
 _SCHEMAS = {
     "Error": {"type": "object", "additionalProperties": False, "required": ["error", "field"],
               "properties": {"error": {"type": "string"},
@@ -155,7 +156,7 @@ _SCHEMAS = {
                 "connected": {"type": "boolean"},
                 "state": {"type": "string", "nullable": True,
                           "enum": ["connecting", "programmed", "failed", "repairing", "standby",
-                                   None]},
+                                   "fenced", None]},
                 "error": {"type": "string", "nullable": True},
                 "answering": {"type": "boolean", "nullable": True},
                 "learned_tables_bounded": {"type": "boolean", "nullable": True},
@@ -199,7 +200,8 @@ _SCHEMAS = {
         "name": {"type": "string"}, "dp_id": {"type": "string"},
         "connected": {"type": "boolean"},
         "state": {"type": "string",
-                  "enum": ["connecting", "programmed", "failed", "repairing", "standby"]},
+                  "enum": ["connecting", "programmed", "failed", "repairing", "standby",
+                           "fenced"]},
         "error": {"type": "string", "nullable": True},
         "packet_ins": {"type": "integer"}, "neighbour_probes": {"type": "integer"},
         "learned_tables_bounded": {"type": "boolean"},

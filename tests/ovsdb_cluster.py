@@ -1,7 +1,11 @@
 """A real 3-member clustered ovsdb-server (raft) on loopback holding sggw's schema, for tests.
 
-Members are started and stopped by PID; each gets a raft port and a client port.
+Members are started and stopped by PID; each gets a raft port and a client port. Each
+listens for clients as docs/deployment.md tells users to: through its own member database
+(``app/sggw-member.ovsschema``), whose row sets the inactivity probe a hung client's
+connection (and the lock it holds) is dropped by.
 """
+import json
 import os
 import signal
 import socket
@@ -11,6 +15,8 @@ import time
 from app.ovsdb_client import SCHEMA
 
 DB_NAME = "SGGW"
+MEMBER_SCHEMA = os.path.join(os.path.dirname(SCHEMA), "sggw-member.ovsschema")
+PROBE_MS = 3000  # what docs/deployment.md recommends
 
 
 def free_ports(count):
@@ -27,12 +33,13 @@ def free_ports(count):
 
 
 class Cluster:
-    def __init__(self, directory, size=3):
+    def __init__(self, directory, size=3, probe_ms=PROBE_MS):
         self.dir = str(directory)
         ports = free_ports(2 * size)
         self.raft = ports[:size]
         self.client = ports[size:]
         self.procs = [None] * size
+        self.probe_ms = probe_ms
 
     @property
     def remotes(self):
@@ -49,6 +56,15 @@ class Cluster:
                             "tcp:127.0.0.1:%d" % self.raft[i],
                             "tcp:127.0.0.1:%d" % self.raft[0]], check=True)
         for i in range(len(self.raft)):
+            member = self._path(i, "member.db")
+            subprocess.run(["ovsdb-tool", "create", member, MEMBER_SCHEMA], check=True)
+            subprocess.run(["ovsdb-tool", "transact", member, json.dumps(
+                ["SGGW_Member", {"op": "insert", "table": "Connection", "uuid-name": "c",
+                                 "row": {"target": "ptcp:%d:127.0.0.1" % self.client[i],
+                                         "inactivity_probe": self.probe_ms}},
+                 {"op": "insert", "table": "Member",
+                  "row": {"connections": ["named-uuid", "c"]}}])],
+                check=True, stdout=subprocess.DEVNULL)
             self.start(i)
         self.wait_leader()
         return self
@@ -57,8 +73,8 @@ class Cluster:
         log = open(self._path(i, "log"), "ab")
         self.procs[i] = subprocess.Popen(
             ["ovsdb-server", "--unixctl=" + self._path(i, "ctl"),
-             "--remote=ptcp:%d:127.0.0.1" % self.client[i], "--no-chdir",
-             self._path(i, "db")], stdout=log, stderr=log)
+             "--remote=db:SGGW_Member,Member,connections", "--no-chdir",
+             self._path(i, "db"), self._path(i, "member.db")], stdout=log, stderr=log)
 
     def kill(self, i, sig=signal.SIGKILL):
         proc = self.procs[i]

@@ -354,14 +354,21 @@ def test_a_hung_master_is_replaced_and_steps_down_without_touching_the_switch(cb
 
 
 def failover(bed, sig):
-    """Seconds from ``sig`` to the master until the standby is granted master on both
-    switches and has reconciled them; the old master is then back as a standby."""
+    """(seconds from ``sig`` to the master until the standby is master in the store, until
+    it is granted MASTER by both switches and has reconciled them); the old master is then
+    back as a standby."""
     old = master(bed)
     new = standby_of(old)
     proc = bed.instances[old].process
     proc.send_signal(sig)
     hit = time.monotonic()
-    wait_for(lambda: bed.granted_everywhere(new), 20, interval=0.01, what="a new master")
+    elected = []
+
+    def granted():
+        if not elected and role_of(bed, new) == "master":
+            elected.append(time.monotonic() - hit)
+        return bed.granted_everywhere(new)
+    wait_for(granted, 20, interval=0.01, what="a new master")
     took = time.monotonic() - hit
     if sig == signal.SIGSTOP:
         proc.send_signal(signal.SIGCONT)
@@ -369,16 +376,21 @@ def failover(bed, sig):
         proc.wait(10)
         bed.instances[old].start()
     wait_for(lambda: standing_by(bed, old), 30, what="the old master as standby")
-    return took
+    return (elected or [took])[0], took
+
+
+def summary(what, runs):
+    took = sorted(t for _, t in runs)
+    return "failover, master %s: p50 %.2f s, max %.2f s (%s; in the store after %s)" % (
+        what, took[len(took) // 2], took[-1], " ".join("%.2f" % t for _, t in runs),
+        " ".join("%.2f" % e for e, _ in runs))
 
 
 @pytest.mark.slow
 def test_failover_times(cbed):
-    """The README's failover figures: ``-m slow -s`` prints them."""
-    killed = sorted(failover(cbed, signal.SIGKILL) for _ in range(5))
-    hung = sorted(failover(cbed, signal.SIGSTOP) for _ in range(3))
-    print("\nfailover, master killed: p50 %.2f s, max %.2f s (%s)"
-          % (killed[2], killed[-1], " ".join("%.2f" % t for t in killed)))
-    print("failover, master hung: p50 %.2f s, max %.2f s (%s)"
-          % (hung[1], hung[-1], " ".join("%.2f" % t for t in hung)))
-    assert killed[-1] <= 2.0 and hung[-1] <= 10.0, (killed, hung)
+    """The README's failover figures over 5 kills and 5 hangs: ``-m slow -s`` prints them."""
+    killed = [failover(cbed, signal.SIGKILL) for _ in range(5)]
+    hung = [failover(cbed, signal.SIGSTOP) for _ in range(5)]
+    print("\n" + summary("killed", killed))
+    print(summary("hung", hung))
+    assert max(t for _, t in killed) <= 2.0 and max(t for _, t in hung) <= 10.0, (killed, hung)
