@@ -9,9 +9,10 @@ An instance is master only when all three hold (see ../shared/HA-NOTES.md):
 A lock reported by a raft follower is not proof (two clients can be told they hold it),
 so the committed increment is what makes a master, and its value is the OpenFlow role
 ``generation_id``: every switch then refuses an older master by itself. Losing the lock
-or the connection, or a switch answering ``OFPRRFC_STALE``, makes the instance a standby
-at once: :attr:`Election.writable` turns False before anything else happens, and every
-write to a switch checks it (:class:`app.channel.Channel`).
+or the connection, or a switch answering ``OFPRRFC_STALE`` or demoting it (role status,
+:mod:`app.roles`), makes the instance a standby at once: :attr:`Election.writable`
+turns False before anything else happens, and every write to a switch checks it
+(:class:`app.channel.Channel`).
 """
 import logging
 
