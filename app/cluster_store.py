@@ -31,13 +31,13 @@ class ClusterStore(Store):
     def refresh(self):
         """Read the store again (another instance changed it); an unreadable store is
         logged and the last good view is kept."""
-        before = self.objects, self.kept
+        before = self.objects, self.kept, self.texts
         try:
             self.load(self.cfg)
         except StoreError as exc:
             LOG.error("%s: cannot be read, the last good copy stays in use: %s",
                       self.path, exc)
-            self.objects, self.kept = before
+            self.objects, self.kept, self.texts = before
 
     def _read_entries(self):
         texts = {}
@@ -61,8 +61,8 @@ class ClusterStore(Store):
 
     def commit(self, temp, content):
         wanted = {(name, kind, ident): (obj_name, text)
-                  for name, kinds in self._items(content).items()
-                  for kind, items in kinds.items() for ident, obj_name, text in items}
+                  for name in set(content.objects) | set(content.kept) for kind in KINDS
+                  for ident, obj_name, text in self._items(content, name, kind)}
 
         def build(txn, tables):
             seen = set()

@@ -9,6 +9,7 @@ Check a file without starting the controller: ``python -m app.config sggw.yaml``
 import ipaddress
 import re
 import sys
+from collections import Counter
 from dataclasses import dataclass, field, replace
 
 import yaml
@@ -481,8 +482,10 @@ def _datapath(name, value, path):
     if capture and ports.tunnel is None:
         raise ConfigError(_join(path, "capture"), "capture rules need ports.tunnel")
     mirrors = _numbered(value, "mirrors", "sessions", mirror, ports, path)
+    used = MirrorPorts()
     for i, session in enumerate(mirrors):
-        check_mirror_against(session, mirrors[:i], "%s.mirrors[%d]" % (path, i))
+        used.check(session, "%s.mirrors[%d]" % (path, i))
+        used.add(session)
     dp_id = _dp_id(value["dp_id"], _join(path, "dp_id"))
     reverse_path = _reverse_path(value.get("reverse_path", {}), _join(path, "reverse_path"))
     if reverse_path.conntrack and reverse_path.ct_zone is None:
@@ -615,19 +618,44 @@ def _rate_limit(value, path):
     return (unit, _int(rate, _join(path, unit), 1, 1_000_000_000))
 
 
-def check_mirror_against(session, others, path):
-    """Sessions may share sources and destinations, but no port is a destination of one
-    session and a source of another (copies of copies)."""
-    sources = {s.port for o in others for s in o.sources}
-    destinations = {d.port for o in others for d in o.destinations if not d.remote}
-    for i, dest in enumerate(session.destinations):
-        if not dest.remote and dest.port in sources:
-            raise ConfigError("%s.destinations[%d].port" % (path, i), "%r is a source of "
-                              "another session" % (dest.port,))
-    for i, source in enumerate(session.sources):
-        if source.port in destinations:
-            raise ConfigError("%s.sources[%d].port" % (path, i), "%r is a destination of "
-                              "another session" % (source.port,))
+class MirrorPorts:
+    """How many sessions use each port as a source and as a (local) destination, kept up
+    to date one session at a time: checking a new session against a thousand others costs
+    what checking it against one does."""
+
+    def __init__(self, sessions=()):
+        self.sources, self.destinations = Counter(), Counter()
+        for session in sessions:
+            self.add(session)
+
+    def add(self, session, sign=1):
+        for counter, ports in ((self.sources, {s.port for s in session.sources}),
+                               (self.destinations, {d.port for d in session.destinations
+                                                    if not d.remote})):
+            for port in ports:
+                counter[port] += sign
+                if counter[port] <= 0:
+                    del counter[port]
+
+    def remove(self, session):
+        self.add(session, -1)
+
+    def copy(self):
+        out = MirrorPorts()
+        out.sources, out.destinations = Counter(self.sources), Counter(self.destinations)
+        return out
+
+    def check(self, session, path):
+        """Sessions may share sources and destinations, but no port is a destination of
+        one session and a source of another (copies of copies)."""
+        for i, dest in enumerate(session.destinations):
+            if not dest.remote and dest.port in self.sources:
+                raise ConfigError("%s.destinations[%d].port" % (path, i), "%r is a source of "
+                                  "another session" % (dest.port,))
+        for i, source in enumerate(session.sources):
+            if source.port in self.destinations:
+                raise ConfigError("%s.sources[%d].port" % (path, i), "%r is a destination of "
+                                  "another session" % (source.port,))
 
 
 def _listen(value, path, default):

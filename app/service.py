@@ -196,11 +196,11 @@ class Sggw:
                 raise ApiError(409, "%s %r is kept in the store but not applied (%s): replace "
                                "or delete it" % (NOUN[kind], obj.name, kept.reason), "name")
             try:
-                objects, obj = self.store.numbered(name, kind, obj, NOUN[kind])
+                numbered = self.store.numbered(name, kind, obj, NOUN[kind])
             except IdsExhausted as exc:
                 raise ApiError(409, str(exc)) from None
-            self._commit(name, kind, objects)
-            return self._describe(obj, kind, None)
+            self._commit(name, kind, numbered.put, numbered.drop)
+            return self._describe(numbered.obj, kind, None)
 
     def replace(self, name, kind, obj_name, body):
         with self._changing:
@@ -212,19 +212,17 @@ class Sggw:
             kept = None if self._find(name, kind, obj_name) else self._kept(name, kind, obj_name)
             old = kept or self._api_object(name, kind, obj_name)
             obj = replace(self._parse(name, kind, body, replacing=obj_name), id=old.id)
-            self._commit(name, kind, [o for o in self.store.get(name, kind) if o.id != old.id]
-                         + [obj], unkeep=kept and kept.id)
+            self._commit(name, kind, put=[obj], unkeep=kept and kept.id)
             return self._describe(obj, kind, None)
 
     def delete(self, name, kind, obj_name):
         with self._changing:
             kept = self._kept(name, kind, obj_name)
             if kept is not None:  # not on the switch: only the store changes
-                self._save(self.store.with_changed(name, kind, self.store.get(name, kind),
-                                                   unkeep=kept.id))
+                self._save(self.store.with_changed(name, kind, unkeep=kept.id))
                 return
             old = self._api_object(name, kind, obj_name)
-            self._commit(name, kind, [o for o in self.store.get(name, kind) if o.id != old.id])
+            self._commit(name, kind, drop=[old.id])
 
     def _kept(self, name, kind, obj_name):
         for item in self.store.kept_objects(name, kind):
@@ -233,10 +231,12 @@ class Sggw:
         return None
 
     def _find(self, name, kind, obj_name):
-        for obj in getattr(self.effective(name), CONFIG_KEY[kind]):
+        """The object called ``obj_name``: the config file's (a few), or the store's (by
+        name, however many there are)."""
+        for obj in getattr(self.config.datapaths[name], CONFIG_KEY[kind]):
             if obj.name == obj_name:
                 return obj
-        return None
+        return self.store.named(name, kind, obj_name)
 
     def _api_object(self, name, kind, obj_name):
         obj = self._find(name, kind, obj_name)
@@ -250,7 +250,7 @@ class Sggw:
     def _parse(self, name, kind, body, replacing=None):
         """The object in ``body``, checked against the config, the other objects and the
         switch's ports (so the switch accepts it)."""
-        dp = self.effective(name)
+        dp = self.config.datapaths[name]  # the ports: REST-made objects do not change them
         if not isinstance(body, dict):
             raise ApiError(400, "expected a JSON object", None)
         try:
@@ -261,8 +261,8 @@ class Sggw:
                                                    "%s does not have" % name)
             else:
                 obj = config.mirror(body, None, dp.ports)
-                others = [m for m in dp.mirrors if m.name not in (obj.name, replacing)]
-                config.check_mirror_against(obj, others, None)
+                self.store.mirror_ports(name, dp.mirrors,
+                                        leave_out={obj.name, replacing}).check(obj, None)
         except config.ConfigError as exc:
             raise ApiError(400, exc.reason, exc.path) from None
         switch = self._programmed_switch(name)
@@ -270,14 +270,15 @@ class Sggw:
             _check_mirror_ports(obj, switch.portmap)
         return obj
 
-    def _commit(self, name, kind, objects, unkeep=None):
-        """Apply ``objects`` as ``name``'s REST-made ``kind`` on the switch, then save them.
+    def _commit(self, name, kind, put=(), drop=(), unkeep=None):
+        """Apply a change to ``name``'s REST-made ``kind`` (objects to ``put``, ids to
+        ``drop``: see :meth:`Store.with_changed`) on the switch, then save it.
 
         All or nothing: the new store is written (and fsynced) to a temporary file first; a
         switch that fails is put back by :meth:`Switch.apply` itself; a store that cannot
         take the new file (rename, in-place write) gets the switch changed back here."""
         switch = self._programmed_switch(name)
-        content = self.store.with_changed(name, kind, objects, unkeep)
+        content = self.store.with_changed(name, kind, put, drop, unkeep)
         old, new = self.effective(name), self.effective(name, content.objects)
         temp = self._write(content)
         try:

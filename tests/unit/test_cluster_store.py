@@ -49,7 +49,8 @@ def made(cfg, kind, body, ident):
 
 
 def committed(store, kind, objects):
-    changed = store.with_changed("site", kind, objects)
+    changed = store.with_changed("site", kind, put=objects, drop=[
+        o.id for o in store.get("site", kind) if o.id not in {n.id for n in objects}])
     store.commit(store.write(changed), changed)
 
 

@@ -1013,16 +1013,23 @@ def test_mirror_rejected(sessions, where, fragment):
     reject(text, MIRRORS + where, fragment)
 
 
-def test_check_mirror_against_compares_with_earlier_sessions_only():
+def test_mirror_ports_follow_sessions_added_and_removed():
     ports = Ports(lan=("hosta-p",), wan="routera-p", tunnel="tun-a")
     first = config.mirror(mirror("a", sources=[{"port": "eth5"}]), "s[0]", ports)
     second = config.mirror(mirror("b"), "s[1]", ports)
-    config.check_mirror_against(first, [], "s[0]")
+    third = config.mirror(mirror("c", destinations=[{"port": "eth5"}]), "s[2]", ports)
+    used = config.MirrorPorts()
+    used.check(first, "s[0]")
+    used.add(first)
+    used.add(second)
     with pytest.raises(ConfigError) as info:
-        config.check_mirror_against(config.mirror(
-            mirror("c", destinations=[{"port": "eth5"}]), "s[2]", ports), [first, second],
-            "s[2]")
+        used.check(third, "s[2]")
     assert str(info.value) == "s[2].destinations[0].port: 'eth5' is a source of another session"
+    again = used.copy()
+    again.remove(first)
+    again.check(third, "s[2]")  # the copy forgot eth5; the original did not
+    with pytest.raises(ConfigError):
+        used.check(third, "s[2]")
 
 
 # --- bounds on YAML: size, nesting, aliases and merge keys -----------------------------------

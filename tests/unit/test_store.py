@@ -1,6 +1,7 @@
 """The state file: what REST made comes back after a restart exactly as it was, and a write
 that is not committed changes nothing."""
 import json
+import random
 from dataclasses import replace
 
 import pytest
@@ -8,7 +9,7 @@ import yaml
 
 from app import config
 from app.service import Sggw
-from app.store import FIRST_API_ID, IdsExhausted, Store
+from app.store import FIRST_API_ID, IdsExhausted, Kept, Store
 from flows import tables
 from flows.capture import MAX_RULE_ID
 from flows.tables import MAX_SESSION_ID
@@ -28,7 +29,8 @@ def made(cfg, kind, body, ident):
 
 
 def committed(store, kind, objects):
-    changed = store.with_changed("site", kind, objects)
+    changed = store.with_changed("site", kind, put=objects, drop=[
+        o.id for o in store.get("site", kind) if o.id not in {n.id for n in objects}])
     store.commit(store.write(changed), changed)
 
 
@@ -46,7 +48,7 @@ def test_objects_come_back_from_the_file_as_they_were(tmp_path):
     again = Store(str(tmp_path / "state.json")).load(cfg)
     assert again.get("site", "mirrors") == [renamed]
     assert again.get("site", "captures") == [rule]
-    assert again.numbered("site", "mirrors", session, "mirror session")[1].id == FIRST_API_ID
+    assert again.numbered("site", "mirrors", session, "mirror session").obj.id == FIRST_API_ID
     assert json.loads((tmp_path / "state.json").read_text())["version"] == 1
 
 
@@ -56,7 +58,7 @@ def test_a_write_that_is_not_committed_leaves_the_file_as_it_was(tmp_path):
     store = Store(str(path))
     committed(store, "captures", [made(cfg, "captures", RULE, FIRST_API_ID)])
     before = path.read_text()
-    temp = store.write(store.with_changed("site", "captures", []))
+    temp = store.write(store.with_changed("site", "captures", drop=[FIRST_API_ID]))
     Store.discard(temp)
     assert path.read_text() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["state.json"]
@@ -75,7 +77,7 @@ def test_objects_that_no_longer_fit_are_kept_and_written_back(tmp_path):
     committed(store, "captures", [made(cfg, "captures", pinned, FIRST_API_ID)])
     other = replace(config.capture_rule(RULE, None, cfg.datapaths["other"].ports),
                     id=FIRST_API_ID)
-    changed = store.with_changed("other", "captures", [other])
+    changed = store.with_changed("other", "captures", put=[other])
     store.commit(store.write(changed), changed)
 
     # the port and the second datapath leave the config: nothing is lost
@@ -89,10 +91,10 @@ def test_objects_that_no_longer_fit_are_kept_and_written_back(tmp_path):
     assert "'lan1' is not one of this datapath's ports" in kept["site", "from-lan1"]
     assert "datapath 'other' is not in the config" in kept["other", "to-b"]
     # an unrelated write keeps them, with their ids
-    new, obj = again.numbered("site", "captures", made(cfg2, "captures", dict(RULE, name="n"),
-                                                       0), "capture rule")
-    assert obj.id == FIRST_API_ID + 1  # the kept rule's id stays reserved
-    changed = again.with_changed("site", "captures", new)
+    new = again.numbered("site", "captures", made(cfg2, "captures", dict(RULE, name="n"), 0),
+                         "capture rule")
+    assert new.obj.id == FIRST_API_ID + 1  # the kept rule's id stays reserved
+    changed = again.with_changed("site", "captures", new.put, new.drop)
     again.commit(again.write(changed), changed)
     # and they come back when the config fits them again
     back = Store(str(path)).load(cfg)
@@ -110,9 +112,9 @@ def test_mirror_ids_are_reused_and_bounded(tmp_path):
     # create-new/delete-old swaps: the id space is never left
     current = None
     for i in range(70000):
-        objects, current = store.numbered("site", "mirrors", replace(session, name="s%d" % i),
-                                          "mirror session")
-        store.objects = {"site": {"captures": [], "mirrors": objects[-1:]}}
+        current = store.numbered("site", "mirrors", replace(session, name="s%d" % i),
+                                 "mirror session").obj
+        store.objects = {"site": {"captures": [], "mirrors": [current]}}
     assert current.id in (FIRST_API_ID, FIRST_API_ID + 1)
     # every id taken: a clear error, never an id past the layout's bound
     full = [replace(session, name="s%d" % i, id=i)
@@ -121,7 +123,7 @@ def test_mirror_ids_are_reused_and_bounded(tmp_path):
     with pytest.raises(IdsExhausted, match="all 64535 ids for a mirror session on site"):
         store.numbered("site", "mirrors", session, "mirror session")
     store.objects["site"]["mirrors"] = full[:100] + full[101:]
-    assert store.numbered("site", "mirrors", session, "mirror session")[1].id == \
+    assert store.numbered("site", "mirrors", session, "mirror session").obj.id == \
         FIRST_API_ID + 100
 
 
@@ -141,12 +143,14 @@ def test_capture_ids_keep_creation_order_and_are_renumbered_at_the_top(tmp_path)
     rule = made(cfg, "captures", RULE, 0)
     top = [replace(rule, name="a", id=MAX_RULE_ID - 1), replace(rule, name="b", id=MAX_RULE_ID)]
     store.objects = {"site": {"captures": top, "mirrors": []}}
-    objects, new = store.numbered("site", "captures", replace(rule, name="c"), "capture rule")
+    numbered = store.numbered("site", "captures", replace(rule, name="c"), "capture rule")
+    objects = numbered.put
+    assert numbered.drop == [MAX_RULE_ID - 1, MAX_RULE_ID]
     assert [(o.name, o.id) for o in objects] == [
         ("a", FIRST_API_ID), ("b", FIRST_API_ID + 1), ("c", FIRST_API_ID + 2)]
     # below the top, a new rule goes after every other one
     store.objects = {"site": {"captures": objects[1:], "mirrors": []}}
-    assert store.numbered("site", "captures", rule, "capture rule")[1].id == FIRST_API_ID + 3
+    assert store.numbered("site", "captures", rule, "capture rule").obj.id == FIRST_API_ID + 3
 
 
 def test_temporary_files_of_a_killed_controller_go_at_the_next_start(tmp_path):
@@ -154,7 +158,7 @@ def test_temporary_files_of_a_killed_controller_go_at_the_next_start(tmp_path):
     path = tmp_path / "state.json"
     store = Store(str(path))
     committed(store, "captures", [made(cfg, "captures", RULE, FIRST_API_ID)])
-    store.write(store.with_changed("site", "captures", []))  # killed before the rename
+    store.write(store.with_changed("site", "captures", drop=[FIRST_API_ID]))  # killed: no rename
     (tmp_path / "other.json").write_text("{}")
     assert len(list(tmp_path.iterdir())) == 3
     assert len(Store(str(path)).load(cfg).get("site", "captures")) == 1
@@ -178,3 +182,70 @@ def test_a_kept_object_is_in_health_and_can_be_deleted(tmp_path):
     service.delete("site", "captures", "to-b")  # no switch needed: it is not on one
     assert "kept_not_applied" not in service.health()
     assert json.loads(path.read_text())["datapaths"]["site"]["captures"] == []
+
+
+# --- a change costs the same with one object or a thousand (issue 13) ------------------------
+
+def test_the_lowest_free_id_is_found_among_applied_and_kept_ids():
+    store = Store("unused")
+    session = made(config.loads(yaml.safe_dump(CONFIG)), "mirrors", SESSION, 0)
+    rng = random.Random(13)
+    for _ in range(300):
+        ids = sorted(rng.sample(range(FIRST_API_ID, FIRST_API_ID + 60), rng.randint(0, 59)))
+        kept = set(rng.sample(ids, rng.randint(0, len(ids))))
+        store.objects = {"site": {"captures": [], "mirrors": [
+            replace(session, name="s%d" % i, id=i) for i in ids if i not in kept]}}
+        store.kept = {"site": {"captures": [], "mirrors": [
+            Kept(i, {"name": "k%d" % i}, "gone") for i in sorted(kept)]}}
+        expected = next(i for i in range(FIRST_API_ID, MAX_SESSION_ID) if i not in ids)
+        assert store.numbered("site", "mirrors", session, "mirror session").obj.id == expected
+
+
+def test_lookups_follow_committed_changes_only(tmp_path):
+    cfg = config.loads(yaml.safe_dump(CONFIG))
+    store = Store(str(tmp_path / "state.json")).load(cfg)
+    web = made(cfg, "mirrors", SESSION, FIRST_API_ID)
+    changed = store.with_changed("site", "mirrors", put=[web])
+    Store.discard(store.write(changed))  # written, never committed
+    assert store.named("site", "mirrors", "web") is None
+    store.commit(store.write(changed), changed)
+    assert store.named("site", "mirrors", "web") is web
+    # a session of web's analyzer port would copy copies: refused while web exists
+    copies_of_copies = config.mirror(dict(SESSION, name="x", sources=[{"port": "mon1"}],
+                                          destinations=[{"port": "mon2"}]), None,
+                                     cfg.datapaths["site"].ports)
+    with pytest.raises(config.ConfigError, match="'mon1' is a destination of another"):
+        store.mirror_ports("site").check(copies_of_copies, "x")
+    store.mirror_ports("site", leave_out={"web"}).check(copies_of_copies, "x")  # replacing web
+    changed = store.with_changed("site", "mirrors", drop=[FIRST_API_ID])
+    store.commit(store.write(changed), changed)
+    assert store.named("site", "mirrors", "web") is None
+    store.mirror_ports("site").check(copies_of_copies, "x")
+
+
+def test_the_file_after_many_changes_is_what_a_fresh_start_writes(tmp_path):
+    cfg = config.loads(yaml.safe_dump(CONFIG))
+    path = tmp_path / "state.json"
+    store = Store(str(path)).load(cfg)
+    rng = random.Random(9)
+    for step in range(200):
+        names = [o.name for o in store.get("site", "captures")]
+        if names and rng.random() < 0.4:
+            victim = store.named("site", "captures", rng.choice(names))
+            changed = store.with_changed("site", "captures", drop=[victim.id])
+        elif names and rng.random() < 0.3:  # replaced under the same id
+            old = store.named("site", "captures", rng.choice(names))
+            new = made(cfg, "captures", dict(RULE, name=old.name, dst_port=step + 1), old.id)
+            changed = store.with_changed("site", "captures", put=[new])
+        else:
+            rule = made(cfg, "captures", dict(RULE, name="r%d" % step), 0)
+            numbered = store.numbered("site", "captures", rule, "capture rule")
+            changed = store.with_changed("site", "captures", numbered.put, numbered.drop)
+        store.commit(store.write(changed), changed)
+    written = path.read_text()
+    again = Store(str(path)).load(cfg)
+    assert again.get("site", "captures") == store.get("site", "captures")
+    fresh = again.with_changed("site", "captures")
+    assert again._render(fresh) == written
+    assert [o.id for o in store.get("site", "captures")] == \
+        sorted(o.id for o in store.get("site", "captures"))
