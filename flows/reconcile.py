@@ -27,7 +27,10 @@ def _wire(items):
 
 def _reparsed(items, parse):
     """``items`` serialized, parsed back and serialized again: how the switch reports them."""
-    raw = _wire(items)
+    return _reparsed_raw(_wire(items), parse)
+
+
+def _reparsed_raw(raw, parse):
     out, offset = [], 0
     while offset < len(raw):
         item = parse(raw, offset)
@@ -57,9 +60,28 @@ def flow_state(flow, reported=False):
 
 def group_state(group, reported=False):
     """(group id, (type, buckets)) of a group mod, or of a group-desc entry (``reported``)."""
-    buckets = (_wire(group.buckets) if reported
-               else _reparsed(group.buckets, parser.OFPBucket.parser))
+    buckets = _wire(group.buckets) if reported else _reported_buckets(group.buckets)
     return group.group_id, (group.type, buckets)
+
+
+_BUCKETS = {}  # a bucket's bytes as sggw sends them -> as the switch reports them
+_BUCKETS_MAX = 1 << 16
+
+
+def _reported_buckets(buckets):
+    """The buckets as the switch reports them, each bucket reparsed once (a remembered
+    pure function): a hook chunk's group has up to HOOK_CHUNK buckets and a change to one
+    of its sessions rebuilds it whole."""
+    out = []
+    for bucket in buckets:
+        raw = _wire((bucket,))
+        canonical = _BUCKETS.get(raw)
+        if canonical is None:
+            if len(_BUCKETS) >= _BUCKETS_MAX:
+                _BUCKETS.clear()
+            canonical = _BUCKETS[raw] = _reparsed_raw(raw, parser.OFPBucket.parser)
+        out.append(canonical)
+    return b"".join(out)
 
 
 def meter_state(meter):

@@ -15,7 +15,7 @@ from ryu.ofproto import ofproto_v1_3_parser as parser
 
 import fakeswitch as fs
 from app.config import CaptureRule
-from flows import desired, reconcile, tables
+from flows import desired, mirror, reconcile, tables
 from flows.capture import CAPTURE_TOP_PRIORITY
 from flows.ofp import NXActionClone, meter_mod
 from sites import (
@@ -667,3 +667,13 @@ def test_removing_the_last_session_removes_its_flows_group_meter_and_hooks():
     send(sw, changes)
     assert_in_sync(sw, none)
     assert sw.groups == {}
+
+
+def test_a_group_is_compared_bucket_by_bucket_as_the_switch_reports_it():
+    """Buckets are put in canonical form one at a time, and each once: the whole group's
+    form is the same as when it is reparsed whole, the first time and every later time."""
+    sessions = tuple((1001 + i, i % 3 == 0) for i in range(64))
+    group = mirror.hook_chunk_group("rx", 1, 15, sessions)
+    whole = reconcile._reparsed(group.buckets, parser.OFPBucket.parser)
+    for _ in range(2):
+        assert reconcile.group_state(group) == (group.group_id, (group.type, whole))
