@@ -8,6 +8,7 @@ Check a file without starting the controller: ``python -m app.config sggw.yaml``
 """
 import ipaddress
 import re
+import ssl
 import sys
 from collections import Counter
 from dataclasses import dataclass, field, replace
@@ -185,6 +186,16 @@ class Listen:
 
 
 @dataclass(frozen=True)
+class StoreTls:
+    """PEM files this instance opens ``ssl:`` store members with (as ovsdb-server's
+    --private-key, --certificate and --ca-cert)."""
+
+    private_key: str
+    certificate: str  # this instance's, signed by a CA the members trust
+    ca_cert: str  # the CA that signed the members' certificates
+
+
+@dataclass(frozen=True)
 class Cluster:
     """This instance in a cluster of controllers sharing a clustered OVSDB store."""
 
@@ -192,6 +203,7 @@ class Cluster:
     store: str  # the store's members: "tcp:IP:PORT,tcp:IP:PORT,..." (or ssl:)
     api_url: str  # where the other instances send REST writes to this one
     controllers: tuple = ()  # the OpenFlow targets of the other instances (tcp:IP:PORT)
+    store_tls: StoreTls = None  # required when a member is ssl:
 
 
 @dataclass(frozen=True)
@@ -733,7 +745,7 @@ def parse(data, source="<config>"):
 
 
 def _cluster(value):
-    _mapping(value, "cluster", ("name", "store", "api_url", "controllers"),
+    _mapping(value, "cluster", ("name", "store", "api_url", "controllers", "store_tls"),
              required=("name", "store", "api_url"))
     _name(value["name"], "cluster.name")
     store = value["store"]
@@ -757,7 +769,56 @@ def _cluster(value):
         if not isinstance(target, str) or not re.fullmatch(_REMOTE_TCP, target):
             raise ConfigError("cluster.controllers[%d]" % i, "expected tcp:IP:PORT or "
                               "ssl:IP:PORT, got %s" % _show(target))
-    return Cluster(value["name"], store, url, tuple(controllers))
+    return Cluster(value["name"], store, url, tuple(controllers),
+                   _store_tls(value.get("store_tls"), members))
+
+
+TLS_FILES = ("private_key", "certificate", "ca_cert")
+
+
+def _store_tls(value, members):
+    """The files for ``ssl:`` members, each read now: a missing, unreadable or mismatched
+    file is an error naming its key, not a store that never answers."""
+    path = "cluster.store_tls"
+    secure = [m for m in members if m.startswith("ssl:")]
+    if value is None:
+        if secure:
+            raise ConfigError(path, "is required: %s is an ssl: member (give private_key, "
+                                    "certificate and ca_cert)" % secure[0])
+        return None
+    if not secure:
+        raise ConfigError(path, "no member of cluster.store is ssl: (write ssl:IP:PORT to "
+                                "use TLS)")
+    _mapping(value, path, TLS_FILES, required=TLS_FILES)
+    for key in TLS_FILES:
+        _readable_file(value[key], _join(path, key))
+    tls = StoreTls(**{key: value[key] for key in TLS_FILES})
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    for key in ("certificate", "ca_cert"):
+        try:
+            ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT).load_verify_locations(getattr(tls, key))
+        except ssl.SSLError:
+            raise ConfigError(_join(path, key), "%s holds no PEM certificate"
+                              % getattr(tls, key)) from None
+    try:
+        context.load_cert_chain(tls.certificate, tls.private_key, password=b"")
+    except ssl.SSLError as exc:
+        if exc.reason == "KEY_VALUES_MISMATCH":
+            raise ConfigError(_join(path, "private_key"), "%s is not the key of %s"
+                              % (tls.private_key, tls.certificate)) from None
+        raise ConfigError(_join(path, "private_key"), "%s holds no unencrypted PEM private "
+                                                      "key" % tls.private_key) from None
+    return tls
+
+
+def _readable_file(value, path):
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigError(path, "expected a file path, got %s" % _show(value))
+    try:
+        with open(value, "rb"):
+            pass
+    except OSError as exc:
+        raise ConfigError(path, "cannot read %s: %s" % (value, exc.strerror)) from None
 
 
 def _join(path, key):

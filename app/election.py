@@ -112,5 +112,6 @@ class Election:
         return {"name": self.name, "role": self.role,
                 "generation": self.generation if self.role == MASTER else generation,
                 "store": self.db.remotes.split(","), "store_connected": self.db.live,
+                "store_error": self.db.error,
                 "master": master[0] if master else None,
                 "master_api": master[1] if master else None}

@@ -180,6 +180,9 @@ _SCHEMAS = {
                                "description": "the OpenFlow role generation_id"},
                 "store": {"type": "array", "items": {"type": "string"}},
                 "store_connected": {"type": "boolean"},
+                "store_error": {"type": "string", "nullable": True,
+                                "description": "while not connected: why, per member "
+                                "(refused certificate, no answer, ...)"},
                 "master": {"type": "string", "nullable": True},
                 "master_api": {"type": "string", "nullable": True}}},
         "kept_not_applied": {

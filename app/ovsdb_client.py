@@ -11,7 +11,10 @@ import os
 
 import ovs.db.idl
 import ovs.poller
+import ovs.stream
 from ryu.lib import hub
+
+from app.store_link import Doctor
 
 LOG = logging.getLogger("sggw.ovsdb")
 SCHEMA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "sggw.ovsschema")
@@ -25,12 +28,18 @@ class OvsdbError(Exception):
 
 
 class Ovsdb:
-    """One IDL to the store's members (``tcp:a,tcp:b,...``), run by :meth:`start`."""
+    """One IDL to the store's members (``tcp:a,ssl:b,...``), run by :meth:`start`;
+    ``tls`` (config.StoreTls) holds the files for ``ssl:`` members."""
 
-    def __init__(self, remotes, lock=LOCK):
+    def __init__(self, remotes, lock=LOCK, tls=None):
         helper = ovs.db.idl.SchemaHelper(location=SCHEMA)
         helper.register_all()
+        if tls is not None:  # the ovs library keeps them process-wide
+            ovs.stream.Stream.ssl_set_private_key_file(tls.private_key)
+            ovs.stream.Stream.ssl_set_certificate_file(tls.certificate)
+            ovs.stream.Stream.ssl_set_ca_cert_file(tls.ca_cert)
         self.remotes = remotes
+        self.doctor = Doctor(remotes, tls, lambda: self.live)
         self.idl = ovs.db.idl.Idl(remotes, helper, probe_interval=PROBE_MS, leader_only=True)
         if lock:
             self.idl.set_lock(lock)
@@ -47,6 +56,11 @@ class Ovsdb:
                 and self.idl.state == self.idl.IDL_S_MONITORING)
 
     @property
+    def error(self):
+        """Why the store is not connected (see app.store_link), or None."""
+        return None if self.live else self.doctor.error
+
+    @property
     def has_lock(self):
         return self.idl.has_lock
 
@@ -55,6 +69,7 @@ class Ovsdb:
 
     def start(self):
         self._thread = hub.spawn(self._loop)
+        self.doctor.start()
         return self
 
     def wait_live(self, timeout):

@@ -99,10 +99,11 @@ def _store(loaded):
     """The state file, or for a cluster the shared store once it answers."""
     if loaded.cluster is None:
         return Store(loaded.state_file)
-    db = Ovsdb(loaded.cluster.store).start()
+    db = Ovsdb(loaded.cluster.store, tls=loaded.cluster.store_tls).start()
     if not db.wait_live(STORE_WAIT):
-        raise StoreError("cluster.store: no leader of %s answered within %d s"
-                         % (loaded.cluster.store, STORE_WAIT))
+        raise StoreError("cluster.store: no leader of %s answered within %d s%s"
+                         % (loaded.cluster.store, STORE_WAIT,
+                            ": " + db.error if db.error else ""))
     return ClusterStore(db)
 
 

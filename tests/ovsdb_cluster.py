@@ -3,7 +3,8 @@
 Members are started and stopped by PID; each gets a raft port and a client port. Each
 listens for clients as docs/deployment.md tells users to: through its own member database
 (``app/sggw-member.ovsschema``), whose row sets the inactivity probe a hung client's
-connection (and the lock it holds) is dropped by.
+connection (and the lock it holds) is dropped by. With ``tls`` the members talk raft and
+serve clients over TLS only (``ssl:``/``pssl:``).
 """
 import json
 import os
@@ -33,34 +34,40 @@ def free_ports(count):
 
 
 class Cluster:
-    def __init__(self, directory, size=3, probe_ms=PROBE_MS):
+    def __init__(self, directory, size=3, probe_ms=PROBE_MS, tls=None):
+        """``tls``: (CA certificate, [(private key, certificate) of each member])."""
         self.dir = str(directory)
         ports = free_ports(2 * size)
         self.raft = ports[:size]
         self.client = ports[size:]
         self.procs = [None] * size
         self.probe_ms = probe_ms
+        self.tls = tls
+        self.scheme = "ssl" if tls else "tcp"
 
     @property
     def remotes(self):
-        return ",".join("tcp:127.0.0.1:%d" % p for p in self.client)
+        return ",".join(self._address(p) for p in self.client)
+
+    def _address(self, port):
+        return "%s:127.0.0.1:%d" % (self.scheme, port)
 
     def _path(self, i, suffix):
         return os.path.join(self.dir, "s%d.%s" % (i, suffix))
 
     def create(self):
         subprocess.run(["ovsdb-tool", "create-cluster", self._path(0, "db"), SCHEMA,
-                        "tcp:127.0.0.1:%d" % self.raft[0]], check=True)
+                        self._address(self.raft[0])], check=True)
         for i in range(1, len(self.raft)):
             subprocess.run(["ovsdb-tool", "join-cluster", self._path(i, "db"), DB_NAME,
-                            "tcp:127.0.0.1:%d" % self.raft[i],
-                            "tcp:127.0.0.1:%d" % self.raft[0]], check=True)
+                            self._address(self.raft[i]), self._address(self.raft[0])],
+                           check=True)
         for i in range(len(self.raft)):
             member = self._path(i, "member.db")
             subprocess.run(["ovsdb-tool", "create", member, MEMBER_SCHEMA], check=True)
             subprocess.run(["ovsdb-tool", "transact", member, json.dumps(
                 ["SGGW_Member", {"op": "insert", "table": "Connection", "uuid-name": "c",
-                                 "row": {"target": "ptcp:%d:127.0.0.1" % self.client[i],
+                                 "row": {"target": "p%s:%d:127.0.0.1" % (self.scheme, self.client[i]),
                                          "inactivity_probe": self.probe_ms}},
                  {"op": "insert", "table": "Member",
                   "row": {"connections": ["named-uuid", "c"]}}])],
@@ -71,9 +78,13 @@ class Cluster:
 
     def start(self, i):
         log = open(self._path(i, "log"), "ab")
+        tls = []
+        if self.tls:
+            ca_cert, (key, cert) = self.tls[0], self.tls[1][i]
+            tls = ["--private-key=" + key, "--certificate=" + cert, "--ca-cert=" + ca_cert]
         self.procs[i] = subprocess.Popen(
             ["ovsdb-server", "--unixctl=" + self._path(i, "ctl"),
-             "--remote=db:SGGW_Member,Member,connections", "--no-chdir",
+             "--remote=db:SGGW_Member,Member,connections", "--no-chdir", *tls,
              self._path(i, "db"), self._path(i, "member.db")], stdout=log, stderr=log)
 
     def kill(self, i, sig=signal.SIGKILL):

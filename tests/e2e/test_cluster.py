@@ -30,10 +30,11 @@ class ClusterBed(TwoSites):
     """The two-site bed whose controller is instance ``one`` of a cluster; :meth:`add`
     starts instance ``two`` and connects both bridges to both."""
 
-    def __init__(self, store, workdir):
+    def __init__(self, store, workdir, store_tls=None):
+        self.store = store
+        self.store_tls = store_tls  # the instances' cluster.store_tls, for ssl: members
         super().__init__(reverse_path={"idle_timeout": 60, "max_flows": 1000},
                          workdir=workdir, analyzers=1)
-        self.store = store
         self.of2, self.api2 = free_port(), free_port()
         self.instances = {}
 
@@ -46,6 +47,8 @@ class ClusterBed(TwoSites):
                           "api_url": "http://127.0.0.1:%d" % cfg["api"]["port"],
                           "controllers": ["tcp:127.0.0.1:%d" % port
                                           for other, port in of_ports.items() if other != name]}
+        if self.store_tls:
+            cfg["cluster"]["store_tls"] = dict(self.store_tls)
         return cfg
 
     def config(self):

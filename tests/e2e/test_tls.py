@@ -2,28 +2,13 @@
 the controller (Ryu's --ctl-privkey, --ctl-cert, --ca-certs) requires them, and programs
 and changes the switches as over TCP. Certificates are made with openssl for the test."""
 import os
-import subprocess
 
 import pytest
 
+from testbed.certs import make_certs
 from testbed.controller import Controller
 from testbed.proc import wait_for
 from testbed.topology import TwoSites
-
-
-def make_certs(directory):
-    """{name: path} of a CA and controller and switch keys and certificates it signed."""
-    def openssl(*args):
-        subprocess.run(["openssl", *args], check=True, capture_output=True, cwd=directory)
-    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj",
-            "/CN=sggw test CA", "-keyout", "ca.key", "-out", "ca.pem")
-    for name in ("controller", "switch"):
-        openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=sggw test " + name,
-                "-keyout", name + ".key", "-out", name + ".csr")
-        openssl("x509", "-req", "-in", name + ".csr", "-CA", "ca.pem", "-CAkey", "ca.key",
-                "-CAcreateserial", "-days", "2", "-out", name + ".pem")
-    return {name: os.path.join(directory, name) for name in
-            ("ca.pem", "controller.key", "controller.pem", "switch.key", "switch.pem")}
 
 
 @pytest.fixture(scope="module")
