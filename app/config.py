@@ -793,15 +793,15 @@ def _store_tls(value, members):
     for key in TLS_FILES:
         _readable_file(value[key], _join(path, key))
     tls = StoreTls(**{key: value[key] for key in TLS_FILES})
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     for key in ("certificate", "ca_cert"):
         try:
             ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT).load_verify_locations(getattr(tls, key))
         except ssl.SSLError:
             raise ConfigError(_join(path, key), "%s holds no PEM certificate"
                               % getattr(tls, key)) from None
-    try:
-        context.load_cert_chain(tls.certificate, tls.private_key, password=b"")
+    try:  # an empty password: an encrypted key is refused, never asked for on a terminal
+        ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT).load_cert_chain(
+            tls.certificate, tls.private_key, password=b"")
     except ssl.SSLError as exc:
         if exc.reason == "KEY_VALUES_MISMATCH":
             raise ConfigError(_join(path, "private_key"), "%s is not the key of %s"
