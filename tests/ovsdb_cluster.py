@@ -65,9 +65,10 @@ class Cluster:
         for i in range(len(self.raft)):
             member = self._path(i, "member.db")
             subprocess.run(["ovsdb-tool", "create", member, MEMBER_SCHEMA], check=True)
+            target = "p%s:%d:127.0.0.1" % (self.scheme, self.client[i])
             subprocess.run(["ovsdb-tool", "transact", member, json.dumps(
                 ["SGGW_Member", {"op": "insert", "table": "Connection", "uuid-name": "c",
-                                 "row": {"target": "p%s:%d:127.0.0.1" % (self.scheme, self.client[i]),
+                                 "row": {"target": target,
                                          "inactivity_probe": self.probe_ms}},
                  {"op": "insert", "table": "Member",
                   "row": {"connections": ["named-uuid", "c"]}}])],
