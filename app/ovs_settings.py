@@ -20,10 +20,12 @@ OpenFlow can neither see nor change these, yet each one breaks sggw when it is w
   ``overflow_policy=refuse``): OpenFlow 1.3 cannot bound a table.
 
 :func:`review` decides what is wrong (pure, from OVSDB rows as dicts); :func:`check` reads
-OVSDB, applies the fixes that are safe, reads back, and returns a :class:`Review`.
+OVSDB once for many bridges, applies the fixes that are safe, reads back, and returns a
+:class:`Review` per bridge.
 """
 import ipaddress
 import json
+import re
 import shlex
 from dataclasses import dataclass, field
 
@@ -61,24 +63,28 @@ class Problem:
 @dataclass
 class Review:
     """What a check found: ``problems`` still wrong, ``fixed`` by sggw just now, and the
-    ``error`` that kept it from reading or writing OVSDB (then nothing is known)."""
+    ``error`` that kept it from reading or writing OVSDB (then nothing is known); or
+    ``pending``: the switch is programmed, its first check has not finished yet."""
 
     problems: list = field(default_factory=list)
     fixed: list = field(default_factory=list)
     error: str = None
     command: str = None  # the one ovs-vsctl line that fixes what is wrong
+    pending: bool = False
 
     @property
     def ok(self):
-        return self.error is None and not self.problems
+        return not self.pending and self.error is None and not self.problems
 
     @property
     def tables_bounded(self):
-        return self.error is None and not any(p.setting == "flow_tables"
-                                              for p in self.problems)
+        return not self.pending and self.error is None and not any(
+            p.setting == "flow_tables" for p in self.problems)
 
     def to_dict(self):
         out = {"ok": self.ok}
+        if self.pending:
+            out["pending"] = "not checked yet"
         if self.error:
             out["error"] = self.error
         if self.problems:
@@ -150,15 +156,17 @@ def review(bridge, controllers, managers, flow_tables, dp_id, max_flows, of_port
 
 
 def table_args(bridge_name, max_flows, which=tables.PIPELINE):
-    """ovs-vsctl arguments naming the tables ``which`` and bounding each learned one."""
+    """ovs-vsctl arguments naming the tables ``which`` and bounding each learned one. The
+    new rows' symbols name the bridge, so that many bridges' fixes go in one command."""
+    symbol = "@%s_t%%d" % re.sub(r"\W", "_", bridge_name)
     args = []
     for table in which:
-        args += ["--id=@t%d" % table.id, "create", "Flow_Table", "name=" + table.name]
+        args += ["--id=" + symbol % table.id, "create", "Flow_Table", "name=" + table.name]
         if table.learned:
             args += ["flow_limit=%d" % max_flows, "overflow_policy=" + OVERFLOW_POLICY]
         args.append("--")
     return args + ["set", "Bridge", bridge_name] + [
-        "flow_tables:%d=@t%d" % (t.id, t.id) for t in which]
+        "flow_tables:%d=%s" % (t.id, symbol % t.id) for t in which]
 
 
 def _tables_as_wanted(by_id, rows, max_flows):
@@ -173,10 +181,8 @@ def _tables_as_wanted(by_id, rows, max_flows):
 
 def command(db, problems):
     """The one ovs-vsctl command line that fixes ``problems``."""
-    argv = ["ovs-vsctl"] + ([] if db == DEFAULT_OVSDB else ["--db=" + db])
-    for problem in problems:
-        argv += ["--", *problem.args]
-    return shlex.join(argv)
+    return shlex.join(["ovs-vsctl"] + ([] if db == DEFAULT_OVSDB else ["--db=" + db])
+                      + _fix_args(problems))
 
 
 def unchecked_command(db, bridge_name, dp_id, max_flows):
@@ -217,42 +223,124 @@ def _local(target):
 
 # --- reading and fixing (I/O) ------------------------------------------------------------------
 
+@dataclass(frozen=True)
+class Wanted:
+    """A bridge to check: its datapath id, its name (for the fix when OVSDB cannot be read)
+    and what :func:`review` needs to know of sggw."""
+
+    dp_id: int
+    name: str
+    max_flows: int
+    of_port: int
+    members: tuple = ()
+
+
+class Snapshot:
+    """The rows of every bridge in one OVSDB, read at once: one ``ovs-vsctl`` for all the
+    bridges (with 100 bridges, one process per bridge each round cost seconds of CPU)."""
+
+    def __init__(self, db):
+        found = ovs_cli.vsctl(
+            db, "--format=json", "--", "--columns=datapath_id," + ",".join(_BRIDGE_COLUMNS),
+            "list", "Bridge", "--", "--columns=_uuid,target,connection_mode", "list",
+            "Controller", "--", "--columns=target,connection_mode", "list", "Manager",
+            "--", "--columns=_uuid,name,flow_limit,overflow_policy", "list", "Flow_Table")
+        bridges, controllers, self.managers, flow_tables = [
+            _rows(json.loads(line)) for line in found.splitlines()]
+        self.db = db
+        self.bridges = {}
+        for bridge in bridges:  # the first of two with one datapath id, as ``find`` did
+            self.bridges.setdefault(bridge.pop("datapath_id"), bridge)
+        self.controllers = {row["_uuid"]: row for row in controllers}
+        self.flow_tables = {row["_uuid"]: row for row in flow_tables}
+
+    def read(self, dp_id):
+        """(bridge, its controllers, managers, flow tables by uuid) of the bridge with
+        ``dp_id``: :func:`review`'s first arguments."""
+        bridge = self.bridges.get("%016x" % dp_id)
+        if bridge is None:
+            raise ovs_cli.OvsError("no bridge with datapath_id %016x in %s" % (dp_id, self.db))
+        bridge = dict(bridge, flow_tables=bridge["flow_tables"] or {},
+                      other_config=bridge["other_config"] or {},
+                      protocols=_as_list(bridge["protocols"]))
+        return (bridge, [self.controllers[u] for u in _as_list(bridge["controller"])
+                         if u in self.controllers], self.managers, self.flow_tables)
+
+    def review(self, wanted):
+        return review(*self.read(wanted.dp_id), wanted.dp_id, wanted.max_flows,
+                      wanted.of_port, wanted.members)
+
+
 def read(db, dp_id):
     """(bridge, its controllers, managers, flow tables by uuid) of the bridge with ``dp_id``."""
-    found = ovs_cli.vsctl(
-        db, "--format=json", "--", "--columns=" + ",".join(_BRIDGE_COLUMNS), "find", "Bridge",
-        "datapath_id=%016x" % dp_id, "--", "--columns=_uuid,target,connection_mode", "list",
-        "Controller", "--", "--columns=target,connection_mode", "list", "Manager",
-        "--", "--columns=_uuid,name,flow_limit,overflow_policy", "list", "Flow_Table")
-    bridges, controllers, managers, flow_tables = [_rows(json.loads(line))
-                                                   for line in found.splitlines()]
-    if not bridges:
-        raise ovs_cli.OvsError("no bridge with datapath_id %016x in %s" % (dp_id, db))
-    bridge = bridges[0]
-    bridge["flow_tables"] = bridge["flow_tables"] or {}
-    bridge["other_config"] = bridge["other_config"] or {}
-    bridge["protocols"] = _as_list(bridge["protocols"])
-    wanted = set(_as_list(bridge["controller"]))
-    return (bridge, [c for c in controllers if c["_uuid"] in wanted], managers,
-            {row["_uuid"]: row for row in flow_tables})
+    return Snapshot(db).read(dp_id)
 
 
-def check(db, dp_id, bridge_name, max_flows, of_port, members=()):
-    """Review the bridge, apply the safe fixes in one transaction, and review it again."""
+def check(db, wanted):
+    """Review every bridge of ``wanted`` (:class:`Wanted`) from one read of OVSDB, apply
+    the safe fixes (all bridges' in one transaction, so ovs-vswitchd reconfigures once; if
+    that fails, each bridge's alone), and review the fixed ones again from a second read.
+    Returns {dp_id: :class:`Review`}."""
+    out, found = {}, {}
     try:
-        found = review(*read(db, dp_id), dp_id, max_flows, of_port, members)
-        fixes = [p for p in found if p.auto]
-        if fixes:
-            ovs_cli.vsctl(db, *[arg for p in fixes for arg in ("--",) + p.args])
-            left = review(*read(db, dp_id), dp_id, max_flows, of_port, members)
-            still = {p.setting for p in left}
-            fixes = [p for p in fixes if p.setting not in still]
-            found = left
-    except (ovs_cli.OvsError, ValueError, KeyError) as exc:  # unreadable answers too
-        return Review(error="cannot check the OVS settings through %s: %s" % (db, exc),
-                      command=unchecked_command(db, bridge_name, dp_id, max_flows))
-    return Review(problems=found, fixed=fixes,
-                  command=command(db, found) if found else None)
+        snapshot = Snapshot(db)
+    except _UNREADABLE as exc:
+        return {w.dp_id: _unchecked(db, w, exc) for w in wanted}
+    for w in wanted:
+        try:
+            found[w.dp_id] = snapshot.review(w)
+        except _UNREADABLE as exc:
+            out[w.dp_id] = _unchecked(db, w, exc)
+    fixes = {dp_id: [p for p in problems if p.auto] for dp_id, problems in found.items()}
+    again = _fix(db, [w for w in wanted if fixes.get(w.dp_id)], fixes, out)
+    try:
+        snapshot = Snapshot(db) if again else None
+        for w in again:
+            found[w.dp_id] = snapshot.review(w)
+            still = {p.setting for p in found[w.dp_id]}
+            fixes[w.dp_id] = [p for p in fixes[w.dp_id] if p.setting not in still]
+    except _UNREADABLE as exc:
+        out.update((w.dp_id, _unchecked(db, w, exc)) for w in again)
+    for w in wanted:
+        if w.dp_id not in out:
+            left = found[w.dp_id]
+            out[w.dp_id] = Review(problems=left, fixed=fixes[w.dp_id],
+                                  command=command(db, left) if left else None)
+    return out
+
+
+def _fix(db, bridges, fixes, out):
+    """Apply ``fixes`` ({dp_id: problems}) of ``bridges``: the bridges fixed. A bridge whose
+    fix failed gets its error in ``out``."""
+    if not bridges:
+        return []
+    try:
+        ovs_cli.vsctl(db, *_fix_args(p for w in bridges for p in fixes[w.dp_id]))
+        return bridges
+    except ovs_cli.OvsError as exc:
+        if len(bridges) == 1:
+            out[bridges[0].dp_id] = _unchecked(db, bridges[0], exc)
+            return []
+    done = []
+    for w in bridges:  # one bad bridge (deleted meanwhile, say) keeps no other unfixed
+        try:
+            ovs_cli.vsctl(db, *_fix_args(fixes[w.dp_id]))
+            done.append(w)
+        except ovs_cli.OvsError as exc:
+            out[w.dp_id] = _unchecked(db, w, exc)
+    return done
+
+
+def _fix_args(problems):
+    return [arg for p in problems for arg in ("--",) + p.args]
+
+
+_UNREADABLE = (ovs_cli.OvsError, ValueError, KeyError)  # unreadable answers too
+
+
+def _unchecked(db, wanted, exc):
+    return Review(error="cannot check the OVS settings through %s: %s" % (db, exc),
+                  command=unchecked_command(db, wanted.name, wanted.dp_id, wanted.max_flows))
 
 
 def _rows(table):

@@ -32,8 +32,9 @@ ROLES = {ofp.OFPCR_ROLE_NOCHANGE: "nochange", ofp.OFPCR_ROLE_EQUAL: "equal",
 
 
 class Roles:
-    def __init__(self, sggw):
+    def __init__(self, sggw, settings):
         self.sggw = sggw
+        self.settings = settings  # app.settings_watch: checks the OVS settings of a master
         self.started = set()  # Switch objects whose programming thread runs
 
     @property
@@ -120,7 +121,7 @@ class Roles:
             hub.spawn(switch.sync)
         else:
             self.started.add(switch)
-            switch.start()
+            switch.start(self.settings)
 
     def _hold(self, switch):
         generation, _, _ = self.election.stored()

@@ -36,6 +36,7 @@ from app.ovsdb_client import Ovsdb
 from app.rest import API, MAX_BODY, RestApi, UnknownPath
 from app.roles import Roles
 from app.service import Sggw, peer
+from app.settings_watch import SettingsWatch
 from app.store import Store, StoreError
 from app.switch import Switch
 from app.tls_listener import install as install_tls_listener
@@ -128,9 +129,11 @@ class SggwApp(app_manager.RyuApp):
         # would ignore SIGTERM until the SIGKILL comes.
         signal.signal(signal.SIGTERM, signal.default_int_handler)
         hub.spawn(self._watch_remotes)
+        self.settings = SettingsWatch(self.sggw.switches)
+        hub.spawn(self.settings.run)
         self.roles = None
         if conf.cluster is not None:
-            self.roles = Roles(self.sggw)
+            self.roles = Roles(self.sggw, self.settings)
             db = self.sggw.store.db
             self.sggw.election = Election(db, conf.cluster.name, conf.cluster.api_url,
                                           self.roles.became_master, self.roles.became_standby)
@@ -197,7 +200,7 @@ class SggwApp(app_manager.RyuApp):
         self.sggw.switches[datapath.id] = switch
         LOG.info("%s: connected (%s)", switch.name, describe_peer(datapath))
         if self.roles is None:
-            hub.spawn(switch.start)
+            hub.spawn(switch.start, self.settings)
         else:
             self.roles.adopted(switch)
 

@@ -90,10 +90,8 @@ class Switch:
             return False
         started = time.monotonic()
         try:
-            if self.state == "connecting":
-                self.check_ovs()
-                if self.conntrack:
-                    self._bound_conntrack()
+            if self.state == "connecting" and self.conntrack:
+                self._bound_conntrack()
             self._add_tunnel_ports(self.dp, _remote_kinds(self.dp))
             self.portmap = self._resolve_ports()
             plan = desired.plan(self.dp, self.portmap)
@@ -337,20 +335,23 @@ class Switch:
     def conntrack(self):
         return self.dp.reverse_path.conntrack
 
-    def check_ovs(self):
-        """Check (and where safe, fix) the OVS settings sggw depends on; log what changed."""
+    def wanted_settings(self):
+        """What the OVS settings check needs to know of this switch."""
         bridge = self.datapath.ports.get(OFPP_LOCAL)
-        review = ovs_settings.check(self.ovsdb_address, self.dp.dp_id,
-                                    port_name(bridge) if bridge else "BRIDGE",
-                                    self.dp.reverse_path.max_flows, self.of_port,
-                                    self.members)
+        return ovs_settings.Wanted(self.dp.dp_id, port_name(bridge) if bridge else "BRIDGE",
+                                   self.dp.reverse_path.max_flows, self.of_port,
+                                   tuple(self.members))
+
+    def settings_checked(self, review):
+        """Take the outcome of a check of the OVS settings (app.settings_watch); log what
+        sggw changed, and what is wrong when that changed."""
         if review.fixed:
             LOG.warning("%s: set the OVS settings sggw needs: %s", self.name,
                         "; ".join(p.describe() for p in review.fixed))
         if review.to_dict() != self.ovs.to_dict() and not review.ok:
             LOG.error("%s: %s; fix: %s", self.name, review.error or "OVS settings are wrong: "
                       + "; ".join(p.describe() for p in review.problems), review.command)
-        elif review.ok and not self.ovs.ok and self.state != "connecting":
+        elif review.ok and not self.ovs.ok and not self.ovs.pending:
             LOG.info("%s: OVS settings are as sggw needs them now", self.name)
         self.ovs = review
 
@@ -372,6 +373,8 @@ class Switch:
         """Why the learned state may be unbounded, or None."""
         if self.ovs.error:
             return self.ovs.error
+        if self.ovs.pending:
+            return "the OVS settings are not checked yet"
         if not self.ovs.tables_bounded:
             return "flow_tables not set: %s" % self.ovs.command
         return self.conntrack_error
@@ -454,14 +457,13 @@ class Switch:
         self.probes_sent += 1
         return True
 
-    def start(self):
-        """Program the switch, then watch it: echoes, and the OVS settings now and then."""
+    def start(self, settings):
+        """Watch the switch (echoes), have ``settings`` (app.settings_watch) check its OVS
+        settings from now on, and program it."""
         hub.spawn(self.liveness.run)
+        self.ovs = ovs_settings.Review(pending=True)
+        settings.request()
         self.sync()
-        while not self.channel.closed:
-            hub.sleep(ovs_settings.RECHECK)
-            if not self.channel.closed and self.channel.writable:
-                self.check_ovs()
 
     @property
     def answering(self):

@@ -1,0 +1,43 @@
+"""The OVS settings of every switch sggw programs, checked in rounds (app.ovs_settings).
+
+One round reads each OVSDB once for all its switches, so 100 bridges cost one ``ovs-vsctl``
+a round instead of one each (every one forked from the controller and parsing every
+bridge's rows), and it runs beside the programming instead of before it: a switch is
+programmed at once and its settings are ``pending`` in health until its first round. A
+switch that starts being programmed asks for a round, which starts at once (switches
+connecting together share it); otherwise a round runs every ``ovs_settings.RECHECK``
+seconds.
+Standbys of a cluster are not checked: their master fixes the settings.
+"""
+from ryu.lib import hub
+
+from app import ovs_settings
+
+GATHER = 0.2  # seconds a requested round waits for other switches that connect meanwhile
+
+
+class SettingsWatch:
+    def __init__(self, switches):
+        self.switches = switches  # dp_id -> app.switch.Switch, the connected ones
+        self._wanted = hub.Event()
+
+    def request(self):
+        """Run a round soon (a switch was just programmed and awaits its first check)."""
+        self._wanted.set()
+
+    def run(self):
+        while True:
+            if self._wanted.wait(timeout=ovs_settings.RECHECK):
+                hub.sleep(GATHER)
+            self._wanted.clear()
+            self.round()
+
+    def round(self):
+        by_db = {}
+        for switch in list(self.switches.values()):
+            if not switch.channel.closed and switch.channel.writable:
+                by_db.setdefault(switch.ovsdb_address, []).append(switch)
+        for db, switches in by_db.items():
+            reviews = ovs_settings.check(db, [s.wanted_settings() for s in switches])
+            for switch in switches:
+                switch.settings_checked(reviews[switch.dp.dp_id])
