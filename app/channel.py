@@ -134,7 +134,13 @@ class Channel:
         parser = self.datapath.ofproto_parser
         self._bundle_id = (self._bundle_id + 1) & 0xFFFFFFFF
         bundle, flags = self._bundle_id, ofp.ONF_BF_ATOMIC | ofp.ONF_BF_ORDERED
-        self._control(bundle, ofp.ONF_BCT_OPEN_REQUEST, flags)
+        # The open is not waited for on its own: the switch answers in order, so its reply
+        # is in before the barrier's (one round trip less: with 100 bridges on one
+        # ovs-vswitchd each costs milliseconds).
+        self._may_write()
+        opened = _Waiter()
+        open_xid = self._send_request(parser.ONFBundleCtrlMsg(
+            self.datapath, bundle, ofp.ONF_BCT_OPEN_REQUEST, flags, []), opened)
         added = _Waiter()
         xids = []
         try:
@@ -147,6 +153,7 @@ class Channel:
             try:
                 self._await(self._send_request(parser.OFPBarrierRequest(self.datapath), added),
                             added, [])
+                self._await(open_xid, opened, [])
             except Rejected:
                 self._control(bundle, ofp.ONF_BCT_DISCARD_REQUEST, flags)
                 raise
@@ -155,6 +162,7 @@ class Channel:
                 self._members[xid] = (committed, self._members[xid][1])
             self._control(bundle, ofp.ONF_BCT_COMMIT_REQUEST, flags, committed)
         finally:
+            self._waiters.pop(open_xid, None)
             for xid in xids:
                 self._members.pop(xid, None)
 
