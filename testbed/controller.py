@@ -86,13 +86,15 @@ class Controller:
             return None
 
     def wait_programmed(self, timeout=30):
-        """Wait until every configured switch is connected and programmed."""
+        """Wait until every configured switch is connected, programmed and its OVS settings
+        checked (sggw checks them beside the first programming: ``pending`` until then)."""
         def ready():
             if not self.running():
                 raise RuntimeError("controller exited:\n" + self.log()[-3000:])
             health = self.health()
             return health if health and all(
-                s["state"] == "programmed" for s in health["switches"].values()) else None
+                s["state"] == "programmed" and "pending" not in s["ovs_settings"]
+                for s in health["switches"].values()) else None
         return wait_for(ready, timeout, interval=0.2, what="switches programmed")
 
     def packet_ins(self, switch):

@@ -1,7 +1,9 @@
 """One controller drives 100 endpoint bridges, each with its own LAN, WAN and tunnel ports
-(internal ports of one private ovs-vswitchd): the README's scale figures, ``-m slow -s``
-prints them. The targets (10 s, 50 ms) are not met yet (the per-bridge OVS settings check
-dominates the start): the bounds below are what it holds now on a loaded 2-vCPU machine."""
+(internal ports of one private ovs-vswitchd): the figures of docs/deployment.md, ``-m slow
+-s`` prints them. The issue's targets are asserted: all programmed within 10 s of the
+controller's start, REST create p99 under 50 ms. The bridges are set up as the README says
+(in-band control on, learned tables unbounded): sggw fixes that beside the programming, and
+health turns ok once it has."""
 import time
 
 import pytest
@@ -56,6 +58,14 @@ def test_one_controller_programs_100_bridges_and_answers_rest_fast(hundred, tmp_
     try:
         controller.wait_programmed(timeout=120)
         programmed = time.monotonic() - started
+        wait_for(lambda: controller.health()["status"] == "ok", 60, interval=0.2,
+                 what="OVS settings checked and fixed")
+        settled = time.monotonic() - started
+        bounded = hundred.vsctl("--columns=flow_limit", "--bare", "find", "Flow_Table",
+                                "overflow_policy=refuse").split()
+        assert len(bounded) == 4 * BRIDGES and set(bounded) == {"1000"}, bounded
+        in_band = hundred.vsctl("--columns=other_config", "--bare", "list", "Bridge")
+        assert in_band.count("disable-in-band=true") == BRIDGES, in_band
         times = []
         for n in range(CREATES):
             name = "ep%03d" % (n % BRIDGES)
@@ -69,12 +79,12 @@ def test_one_controller_programs_100_bridges_and_answers_rest_fast(hundred, tmp_
         p50, p99 = times[len(times) // 2], times[int(len(times) * 0.99) - 1]
         with open("/proc/%d/status" % controller.pid) as handle:
             rss = next(int(line.split()[1]) for line in handle if line.startswith("VmRSS"))
-        print("\n100 bridges: programmed %.1f s after start; REST create p50 %.1f ms, p99 "
-              "%.1f ms (%d creates); controller RSS %.0f MB"
-              % (programmed, p50 * 1000, p99 * 1000, CREATES, rss / 1024))
-        wait_for(lambda: all(s["state"] == "programmed" for s in
-                             controller.health()["switches"].values()), 10, what="health")
-        # the issue's targets are 10 s and 50 ms; measured here: see the README
-        assert programmed <= 60.0 and p99 < 0.5, (programmed, p99)
+        print("\n100 bridges: programmed %.1f s after start, OVS settings fixed (health ok) "
+              "after %.1f s; REST create p50 %.1f ms, p99 %.1f ms, max %.1f ms (%d creates); "
+              "controller RSS %.0f MB"
+              % (programmed, settled, p50 * 1000, p99 * 1000, times[-1] * 1000, CREATES,
+                 rss / 1024))
+        assert controller.health()["status"] == "ok"
+        assert programmed <= 10.0 and p99 < 0.05, (programmed, p99)
     finally:
         controller.stop()

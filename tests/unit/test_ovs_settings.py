@@ -153,3 +153,23 @@ def test_ovsdb_json_rows_are_read_as_python_values():
                    "stp_enable": False, "rstp_enable": False, "controller": ["95", "ec"],
                    "flow_tables": {20: "f0"}}
     assert ovs_settings._value(["set", []]) is None  # an unset optional column
+
+
+def test_a_switch_not_checked_yet_is_not_reported_ok():
+    """Health stays degraded between a switch's programming and its first check."""
+    pending = ovs_settings.Review(pending=True)
+    assert not pending.ok and not pending.tables_bounded
+    assert pending.to_dict() == {"ok": False, "pending": "not checked yet"}
+    assert ovs_settings.Review().ok
+
+
+def test_fixes_of_many_bridges_fit_one_command():
+    """Each bridge's new Flow_Table rows have their own names, so one ovs-vsctl (one
+    transaction) fixes a whole round's bridges."""
+    fixes = [p for name in ("br0", "sc-001", "br1") for p in ovs_settings.review(
+        readme_bridge(name=name), [OURS], [], {}, DP_ID, MAX_FLOWS, 6653)
+        if p.setting == "flow_tables"]
+    argv = shlex.split(ovs_settings.command(DEFAULT_OVSDB, fixes))
+    symbols = [a.split("=", 1)[1] for a in argv if a.startswith("--id=")]
+    assert len(set(symbols)) == len(symbols) == 3 * len(tables.PIPELINE)
+    assert "@sc_001_t20" in symbols and "flow_tables:20=@sc_001_t20" in argv
