@@ -11,21 +11,10 @@ import pytest
 import yaml
 
 from testbed.controller import Controller
-from testbed.ovs import PrivateOvs
 from testbed.proc import free_port, wait_for
 
 BRIDGES = 100
 CREATES = 200
-
-
-@pytest.fixture
-def hundred(tmp_path):
-    ovs = PrivateOvs(str(tmp_path / "ovs"))
-    ovs.start()
-    try:
-        yield ovs
-    finally:
-        ovs.stop()
 
 
 def bridge(i):
@@ -33,7 +22,7 @@ def bridge(i):
 
 
 @pytest.mark.slow
-def test_one_controller_programs_100_bridges_and_answers_rest_fast(hundred, tmp_path):
+def test_one_controller_programs_100_bridges_and_answers_rest_fast(ovs, tmp_path):
     of_port, api_port = free_port(), free_port()
     args, datapaths = [], {}
     for i in range(BRIDGES):
@@ -48,10 +37,10 @@ def test_one_controller_programs_100_bridges_and_answers_rest_fast(hundred, tmp_
         datapaths["ep%03d" % i] = {"dp_id": i + 1, "ports": {
             "lan": [br + "l"], "wan": br + "w", "tunnel": br + "t"},
             "reverse_path": {"max_flows": 1000}}
-    hundred.vsctl(*args[1:], timeout=120)
+    ovs.vsctl(*args[1:], timeout=120)
     config = tmp_path / "sggw.yaml"
     config.write_text(yaml.safe_dump({
-        "openflow": {"port": of_port}, "api": {"port": api_port}, "ovsdb": hundred.db,
+        "openflow": {"port": of_port}, "api": {"port": api_port}, "ovsdb": ovs.db,
         "state_file": str(tmp_path / "state.json"), "datapaths": datapaths}))
     controller = Controller(str(config), api_port, str(tmp_path / "controller.log"))
     started = time.monotonic()
@@ -62,10 +51,10 @@ def test_one_controller_programs_100_bridges_and_answers_rest_fast(hundred, tmp_
         wait_for(lambda: controller.health()["status"] == "ok", 60, interval=0.2,
                  what="OVS settings checked and fixed")
         settled = time.monotonic() - started
-        bounded = hundred.vsctl("--columns=flow_limit", "--bare", "find", "Flow_Table",
-                                "overflow_policy=refuse").split()
+        bounded = ovs.vsctl("--columns=flow_limit", "--bare", "find", "Flow_Table",
+                            "overflow_policy=refuse").split()
         assert len(bounded) == 4 * BRIDGES and set(bounded) == {"1000"}, bounded
-        in_band = hundred.vsctl("--columns=other_config", "--bare", "list", "Bridge")
+        in_band = ovs.vsctl("--columns=other_config", "--bare", "list", "Bridge")
         assert in_band.count("disable-in-band=true") == BRIDGES, in_band
         times = []
         for n in range(CREATES):
