@@ -22,6 +22,7 @@ from ryu.lib import hub
 from ryu.ofproto import ofproto_common
 from ryu.ofproto import ofproto_v1_3 as ofp
 
+from app import ovs_settings
 from app.channel import Rejected, SwitchError
 
 LOG = logging.getLogger("sggw.roles")
@@ -61,6 +62,8 @@ class Roles:
             switch.channel.writable = False
             switch.role = None
             switch.state = "standby"
+            if switch.ovs.pending:  # a standby does not check them: its master does
+                switch.ovs = ovs_settings.Review()
             hub.spawn(self._hold, switch)
 
     def follow_store(self):
