@@ -722,9 +722,12 @@ def parse(data, source="<config>"):
         if not isinstance(token, str) or len(token) < 8:
             raise ConfigError("api.token", "expected a string of at least 8 characters")
     ovsdb = data.get("ovsdb", DEFAULT_OVSDB)
+    if isinstance(ovsdb, str) and ovsdb.startswith("ssl:"):
+        # ovs-vsctl would need key and certificate files that nothing configures
+        raise ConfigError("ovsdb", "%s: ssl: is not supported for the switch's own OVSDB; use "
+                          "unix:PATH (or tcp:IP:PORT on a trusted link)" % _show(ovsdb))
     if not isinstance(ovsdb, str) or not re.fullmatch(r"unix:\S+|" + _REMOTE_TCP, ovsdb):
-        raise ConfigError("ovsdb", "expected unix:PATH, tcp:IP:PORT or ssl:IP:PORT, got %s"
-                          % _show(ovsdb))
+        raise ConfigError("ovsdb", "expected unix:PATH or tcp:IP:PORT, got %s" % _show(ovsdb))
     api_listen = _listen(api, "api", Config.api)
     openflow = _listen(data.get("openflow", {}), "openflow", Config.openflow)
     if api_listen == openflow:

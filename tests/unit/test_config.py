@@ -199,8 +199,7 @@ def test_partial_listen_sections_keep_defaults(extra, api, openflow):
     assert (cfg.api, cfg.openflow, cfg.api_token) == (api, openflow, None)
 
 
-@pytest.mark.parametrize("ovsdb", ["unix:/run/openvswitch/db.sock", "tcp:192.0.2.1:6640",
-                                   "ssl:192.0.2.1:6640"])
+@pytest.mark.parametrize("ovsdb", ["unix:/run/openvswitch/db.sock", "tcp:192.0.2.1:6640"])
 def test_ovsdb_address_forms(ovsdb):
     assert config.loads(MINIMAL + "ovsdb: %s\n" % ovsdb, SOURCE).ovsdb == ovsdb
 
@@ -584,16 +583,19 @@ REJECT_EDITS = [
     pytest.param({"api.token": 12345678}, "api.token",
                  "expected a string of at least 8 characters", id="token-number"),
     pytest.param({"ovsdb": "/var/run/openvswitch/db.sock"}, "ovsdb",
-                 "expected unix:PATH, tcp:IP:PORT or ssl:IP:PORT, got "
+                 "expected unix:PATH or tcp:IP:PORT, got "
                  "'/var/run/openvswitch/db.sock'", id="ovsdb-bare-path"),
     pytest.param({"ovsdb": "ptcp:6640"}, "ovsdb",
-                 "expected unix:PATH, tcp:IP:PORT or ssl:IP:PORT, got 'ptcp:6640'",
+                 "expected unix:PATH or tcp:IP:PORT, got 'ptcp:6640'",
                  id="ovsdb-passive"),
     pytest.param({"ovsdb": "tcp: 127.0.0.1:6640"}, "ovsdb",
-                 "expected unix:PATH, tcp:IP:PORT or ssl:IP:PORT, got 'tcp: 127.0.0.1:6640'",
+                 "expected unix:PATH or tcp:IP:PORT, got 'tcp: 127.0.0.1:6640'",
                  id="ovsdb-space"),
     pytest.param({"ovsdb": 6640}, "ovsdb",
-                 "expected unix:PATH, tcp:IP:PORT or ssl:IP:PORT, got 6640", id="ovsdb-number"),
+                 "expected unix:PATH or tcp:IP:PORT, got 6640", id="ovsdb-number"),
+    pytest.param({"ovsdb": "ssl:127.0.0.1:6640"}, "ovsdb",
+                 "'ssl:127.0.0.1:6640': ssl: is not supported for the switch's own OVSDB; use "
+                 "unix:PATH (or tcp:IP:PORT on a trusted link)", id="ovsdb-ssl"),
     pytest.param({"cluster": {"name": "a", "api_url": "http://10.0.0.1:8080"}},
                  "cluster.store", "is required", id="cluster-no-store"),
     pytest.param({"cluster": dict(CLUSTER, store="tcp:10.0.0.1:6641,unix:/x")},
@@ -761,7 +763,7 @@ def test_main_ok(tmp_path, capsys):
     (EXAMPLE.replace("wan: routera-p", "wan: hosta-p"),
      "{path}: datapaths.site-a.ports.wan: 'hosta-p' is already used as ports.lan[0]"),
     (MINIMAL + "ovsdb: x\n",
-     "{path}: ovsdb: expected unix:PATH, tcp:IP:PORT or ssl:IP:PORT, got 'x'"),
+     "{path}: ovsdb: expected unix:PATH or tcp:IP:PORT, got 'x'"),
     (MINIMAL + "datapaths: {}\n", "{path}: line 7 column 1: invalid YAML: duplicate key "
                                   "'datapaths'"),
 ], ids=["dp_id-0", "port-in-two-roles", "ovsdb", "duplicate-key"])
