@@ -10,6 +10,7 @@ from app.cluster_store import ClusterStore
 from app.ovsdb_client import Ovsdb
 from app.store import FIRST_API_ID, StoreError
 from ovsdb_cluster import Cluster
+from stored import committed, made
 from ryu.lib import hub
 
 hub.patch(thread=False)  # as ryu-manager does: the IDL's poller then yields to other threads
@@ -41,17 +42,6 @@ def until(check, timeout=10):
             hub.sleep(0.02)
     finally:
         deadline.cancel()
-
-
-def made(cfg, kind, body, ident):
-    parse = config.capture_rule if kind == "captures" else config.mirror
-    return replace(parse(body, None, cfg.datapaths["site"].ports), id=ident)
-
-
-def committed(store, kind, objects):
-    changed = store.with_changed("site", kind, put=objects, drop=[
-        o.id for o in store.get("site", kind) if o.id not in {n.id for n in objects}])
-    store.commit(store.write(changed), changed)
 
 
 def test_what_the_lock_holder_commits_every_instance_reads_and_others_cannot_write(cluster):

@@ -13,6 +13,7 @@ from app.store import FIRST_API_ID, IdsExhausted, Kept, Store
 from flows import tables
 from flows.capture import MAX_RULE_ID
 from flows.tables import MAX_SESSION_ID
+from stored import committed, made
 
 CONFIG = {"datapaths": {"site": {"dp_id": 1, "ports": {"lan": ["lan1"], "wan": "wan0",
                                                        "tunnel": "tap0"}}}}
@@ -20,18 +21,6 @@ SESSION = {"name": "web", "sources": [{"port": "lan", "direction": "tx"}],
            "destinations": [{"port": "mon1", "vlan": 10}], "snaplen": 96,
            "filter": {"ip_proto": "tcp", "dst_port": 443}, "rate_limit": {"pps": 50}}
 RULE = {"name": "to-b", "ipv4_dst": "10.2.0.0/16", "ip_proto": "udp", "dst_port": 53}
-
-
-def made(cfg, kind, body, ident):
-    dp = cfg.datapaths["site"]
-    parse = config.capture_rule if kind == "captures" else config.mirror
-    return replace(parse(body, None, dp.ports), id=ident)
-
-
-def committed(store, kind, objects):
-    changed = store.with_changed("site", kind, put=objects, drop=[
-        o.id for o in store.get("site", kind) if o.id not in {n.id for n in objects}])
-    store.commit(store.write(changed), changed)
 
 
 def test_objects_come_back_from_the_file_as_they_were(tmp_path):
