@@ -21,6 +21,9 @@ SCHEMA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "sggw.ovsschem
 LOCK = "sggw_master"
 TIMEOUT = 5.0  # seconds a transaction may take (raft leader election included)
 PROBE_MS = 2000  # the IDL's inactivity probe: a silent server is left after 2 probes
+# Reconnect backoff cap (the library's is 8 s): after a member dies, the IDL tries the next
+# member within 2 s, so a standby's copy of the store is not 8 s or more behind
+MAX_BACKOFF_MS = 2000
 
 
 class OvsdbError(Exception):
@@ -41,6 +44,7 @@ class Ovsdb:
         self.remotes = remotes
         self.doctor = Doctor(remotes, tls, lambda: self.live)
         self.idl = ovs.db.idl.Idl(remotes, helper, probe_interval=PROBE_MS, leader_only=True)
+        self.idl._session.reconnect.set_backoff(1000, MAX_BACKOFF_MS)  # noqa: SLF001
         if lock:
             self.idl.set_lock(lock)
         self.listeners = []  # called (no arguments) after every IDL run that changed anything
