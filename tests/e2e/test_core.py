@@ -326,6 +326,8 @@ def test_learned_paths_are_listed_and_flushed_by_host_or_port(bed):
     assert not [p for p in flushable(paths(bed))
                 if server.ipv4 in (p["reply"]["src"], p["reply"]["dst"])]
     host.ping(server.ipv4, count=1)
+    wait_for(lambda: [p for p in flushable(paths(bed)) if p["to"]["port"] == host.outside], 15,
+             what="the path learned again through %s" % host.outside)
     time.sleep(1.5)
     assert bed.controller.call("DELETE", flush + "?port=" + host.outside)[1]["flushed"] >= 1
     assert not [p for p in flushable(paths(bed)) if p["to"]["port_no"] == host.port]
