@@ -4,7 +4,7 @@ quiet about eventlet's maintenance mode.
 ``ryu-manager`` imports ``ryu.app.wsgi`` before it loads any application, and that module
 does ``from eventlet.wsgi import ALREADY_HANDLED``, a name eventlet removed (0.30). Defining
 it as ``[]`` keeps Ryu's WSGI and websocket paths working (sggw serves its REST API with
-:mod:`app.http_server`, but Ryu's module is still imported).
+:mod:`app.api.http_server`, but Ryu's module is still imported).
 
 eventlet warns on every import that it is deprecated (in bugfix-only maintenance): the
 project knows, and an operator can do nothing about it, so the warning is filtered.

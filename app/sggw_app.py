@@ -4,11 +4,11 @@
 
 Ryu's own flags keep working (``--ofp-tcp-listen-port``, ``--wsapi-port``, ...). The
 OpenFlow listener and the REST API listen on 127.0.0.1 unless the YAML (``openflow:``,
-``api:``) or those flags say otherwise. The REST API is served by :mod:`app.http_server`
+``api:``) or those flags say otherwise. The REST API is served by :mod:`app.api.http_server`
 (bounded), not by Ryu's own WSGI server.
 
-This module is the thin shell: Ryu events go to :class:`app.switch.Switch` (which programs
-a switch) and :class:`app.service.Sggw` (what the REST API works with); the flows come from
+This module is the thin shell: Ryu events go to :class:`app.openflow.switch.Switch` (which programs
+a switch) and :class:`app.api.service.Sggw` (what the REST API works with); the flows come from
 ``flows/``.
 """
 import gc
@@ -28,18 +28,18 @@ from ryu.lib import hub
 from ryu.ofproto import ofproto_v1_3 as ofp
 
 from app import config as sggw_config
-from app.channel import describe_error
-from app.cluster_store import ClusterStore
-from app.election import Election
-from app.http_server import HttpServer
-from app.ovsdb_client import Ovsdb
-from app.rest import API, MAX_BODY, RestApi, UnknownPath
-from app.roles import Roles
-from app.service import Sggw, peer
-from app.settings_watch import SettingsWatch
-from app.store import Store, StoreError
-from app.switch import Switch
-from app.tls_listener import install as install_tls_listener
+from app.api.http_server import HttpServer
+from app.api.rest import API, MAX_BODY, RestApi, UnknownPath
+from app.api.service import Sggw, peer
+from app.cluster.election import Election
+from app.cluster.roles import Roles
+from app.openflow.channel import describe_error
+from app.openflow.switch import Switch
+from app.openflow.tls_listener import install as install_tls_listener
+from app.ovs.settings_watch import SettingsWatch
+from app.store.cluster_store import ClusterStore
+from app.store.ovsdb_client import Ovsdb
+from app.store.store import Store, StoreError
 from flows import tables
 
 LOG = logging.getLogger("sggw")

@@ -6,7 +6,7 @@ port it came in on, ``ct_label`` its source MAC (bits 0..47) and destination MAC
 Each original-direction packet commits again, so a changed MAC or port heals with the next
 one. A packet that conntrack says is a reply (``+est+rpl``) is re-addressed from the entry
 and goes out of that port. No flow is learned, so a new connection costs no upcall: the
-megaflows never match L4 ports. Timeouts and the bound are the zone's (see app/ovs_cli.py).
+megaflows never match L4 ports. Timeouts and the bound are the zone's (see app/ovs/cli.py).
 """
 from ryu.ofproto import nicira_ext
 from ryu.ofproto import ofproto_v1_3_parser as parser

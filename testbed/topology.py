@@ -23,7 +23,7 @@ import tempfile
 import yaml
 
 from app import config as app_config
-from app import ovs_cli
+from app.ovs import cli as ovs_cli
 from testbed.controller import Controller
 from testbed.netns import Namespace, add_address, delete_link, veth_pair, veth_to_namespace
 from testbed.openvpn import OpenVpnPair

@@ -2,7 +2,7 @@
 
 Members are started and stopped by PID; each gets a raft port and a client port. Each
 listens for clients as docs/deployment.md tells users to: through its own member database
-(``app/sggw-member.ovsschema``), whose row sets the inactivity probe a hung client's
+(``app/store/sggw-member.ovsschema``), whose row sets the inactivity probe a hung client's
 connection (and the lock it holds) is dropped by. With ``tls`` the members talk raft and
 serve clients over TLS only (``ssl:``/``pssl:``).
 """
@@ -13,7 +13,7 @@ import socket
 import subprocess
 import time
 
-from app.ovsdb_client import SCHEMA
+from app.store.ovsdb_client import SCHEMA
 
 DB_NAME = "SGGW"
 MEMBER_SCHEMA = os.path.join(os.path.dirname(SCHEMA), "sggw-member.ovsschema")

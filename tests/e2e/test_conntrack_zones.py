@@ -6,7 +6,7 @@ import concurrent.futures
 import secrets
 
 
-from app import ovs_cli
+from app.ovs import cli as ovs_cli
 
 BRIDGES = 6
 

@@ -10,7 +10,7 @@ from scapy.layers.inet import ICMP, IP
 from scapy.layers.inet6 import ICMPv6EchoReply, IPv6
 from scapy.layers.l2 import Ether
 
-from app import ovs_settings
+from app.ovs import settings as ovs_settings
 from testbed.proc import run
 from testbed.sniff import Sniffer
 from testbed.topology import TwoSites

@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from app.store import FIRST_API_ID
+from app.store.store import FIRST_API_ID
 from flows.tables import MAX_SESSION_ID
 from testbed.topology import TwoSites
 from tests.e2e.test_all_or_nothing import MIRRORS, assert_agree, stored

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from app.ovs_settings import RECHECK
+from app.ovs.settings import RECHECK
 from flows import tables
 from testbed.proc import run, wait_for
 from testbed.topology import TwoSites

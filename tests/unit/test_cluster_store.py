@@ -6,9 +6,9 @@ import pytest
 import yaml
 
 from app import config
-from app.cluster_store import ClusterStore
-from app.ovsdb_client import Ovsdb
-from app.store import FIRST_API_ID, StoreError
+from app.store.cluster_store import ClusterStore
+from app.store.ovsdb_client import Ovsdb
+from app.store.store import FIRST_API_ID, StoreError
 from ovsdb_cluster import Cluster
 from stored import committed, made
 from ryu.lib import hub

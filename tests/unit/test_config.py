@@ -1,4 +1,4 @@
-"""Tests for app/config.py: YAML loading and validation into frozen dataclasses.
+"""Tests for app/config/: YAML loading and validation into frozen dataclasses.
 
 Every rejection must be a ConfigError whose str() is one line: ``file: key.path: reason``.
 """
@@ -790,7 +790,7 @@ def test_main_usage(capsys, argv):
     assert err == "usage: python -m app.config sggw.yaml\n"
 
 
-# --- regressions: bugs found in review, fixed in app/config.py ---------------------------
+# --- regressions: bugs found in review, fixed in app/config/ -----------------------------
 
 @pytest.mark.parametrize("edit, path", [
     (("dp_id: 0x1", 'dp_id: "0000000000000010"'), DP + ".dp_id"),

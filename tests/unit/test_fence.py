@@ -8,8 +8,8 @@ from ryu.ofproto import ofproto_common
 from ryu.ofproto import ofproto_v1_3 as ofp
 from ryu.ofproto import ofproto_v1_3_parser as parser
 
-from app.channel import Channel, SwitchError
-from app.roles import ONFT_ROLE_STATUS, Roles
+from app.cluster.roles import ONFT_ROLE_STATUS, Roles
+from app.openflow.channel import Channel, SwitchError
 
 
 class Recording:

@@ -1,4 +1,4 @@
-"""Ryu's hub on the pinned eventlet keeps the timeout semantics app/channel.py relies on
+"""Ryu's hub on the pinned eventlet keeps the timeout semantics app/openflow/channel.py relies on
 (os-ken's threading hub, for one, does not: see the eventlet pin in scripts/constraints.txt)."""
 import time
 

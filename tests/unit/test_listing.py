@@ -1,7 +1,7 @@
 """Listing learned paths keeps only the newest ``limit`` of a table that may hold 100k."""
 import random
 
-from app.service import _Smallest
+from app.api.service import _Smallest
 
 
 def test_keeps_exactly_the_smallest_keys_in_order():

@@ -1,4 +1,4 @@
-"""What sggw decides about a bridge's OVS settings (app/ovs_settings.review), from OVSDB rows.
+"""What sggw decides about a bridge's OVS settings (app/ovs/settings.review), from OVSDB rows.
 
 The rows are what ``ovs-vsctl --format=json`` shows for a bridge set up as the README
 says (``set-controller tcp:127.0.0.1:6653``, ``fail_mode=secure protocols=OpenFlow13``).
@@ -8,8 +8,8 @@ import shlex
 
 import pytest
 
-from app import ovs_settings
 from app.config import DEFAULT_OVSDB
+from app.ovs import settings as ovs_settings
 from flows import tables
 
 DP_ID = 0xA

@@ -4,7 +4,8 @@ import ipaddress
 
 import pytest
 
-from app import config, remote
+from app import config
+from app.config import remote
 from flows import desired, mirror, remote as remote_flows, tables
 from sites import MIRROR_PORT_NAMES, datapath, portmap
 from test_structure import needs_ovs, ovs_decode

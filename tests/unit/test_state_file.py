@@ -7,7 +7,7 @@ import pytest
 import yaml
 
 from app import config
-from app.store import FIRST_API_ID, Store, StoreError
+from app.store.store import FIRST_API_ID, Store, StoreError
 
 CONFIG = {"datapaths": {"site": {"dp_id": 1, "ports": {"lan": ["lan1"], "wan": "wan0",
                                                        "tunnel": "tap0"}}}}

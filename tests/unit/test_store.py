@@ -8,8 +8,8 @@ import pytest
 import yaml
 
 from app import config
-from app.service import Sggw
-from app.store import FIRST_API_ID, IdsExhausted, Kept, Store
+from app.api.service import Sggw
+from app.store.store import FIRST_API_ID, IdsExhausted, Kept, Store
 from flows import tables
 from flows.capture import MAX_RULE_ID
 from flows.tables import MAX_SESSION_ID

@@ -22,8 +22,8 @@ from ryu.lib import hub
 from ryu.ofproto import ofproto_common
 from ryu.ofproto import ofproto_v1_3 as ofp
 
-from app import ovs_settings
-from app.channel import Rejected, SwitchError
+from app.openflow.channel import Rejected, SwitchError
+from app.ovs import settings as ovs_settings
 
 LOG = logging.getLogger("sggw.roles")
 ONFT_ROLE_STATUS = 1911  # OpenFlow 1.3 Extensions Pack 1 (EXT-191): OVS sends it on demotion
@@ -35,7 +35,7 @@ ROLES = {ofp.OFPCR_ROLE_NOCHANGE: "nochange", ofp.OFPCR_ROLE_EQUAL: "equal",
 class Roles:
     def __init__(self, sggw, settings):
         self.sggw = sggw
-        self.settings = settings  # app.settings_watch: checks the OVS settings of a master
+        self.settings = settings  # app.ovs.settings_watch: checks the OVS settings of a master
         self.started = set()  # Switch objects whose programming thread runs
 
     @property

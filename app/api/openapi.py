@@ -5,7 +5,8 @@ It is the contract: the end-to-end tests fuzz the running controller against it
 """
 import copy
 
-from app import config, remote
+from app import config
+from app.config import remote
 
 _NAME = {"type": "string", "pattern": "^%s$" % config.NAME_RE.pattern}
 _PORT_REF = {"oneOf": [{"type": "integer", "minimum": 1, "maximum": config.OFPP_MAX},

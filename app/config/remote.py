@@ -8,7 +8,7 @@ fragments, so a copy that would not fit is cut to ``max_len`` before it is encap
 import ipaddress
 from dataclasses import dataclass
 
-from app import config
+from app.config.fields import ConfigError, integer, join, mapping, show
 
 KINDS = ("erspan", "gre", "vxlan")
 DEFAULT_MTU = 1500
@@ -64,44 +64,44 @@ def parse(item, path):
     """A remote destination from ``{kind: {...}}`` (exactly one kind, nothing beside it)."""
     kinds = [k for k in KINDS if k in item]
     if len(kinds) != 1 or len(item) != 1:
-        raise config.ConfigError(path, "a remote destination is exactly one of %s, alone"
-                                 % ", ".join(KINDS))
+        raise ConfigError(path, "a remote destination is exactly one of %s, alone"
+                          % ", ".join(KINDS))
     kind = kinds[0]
-    where = config._join(path, kind)
-    value = config._mapping(item[kind], where, _KEYS[kind], required=("remote_ip",))
-    remote_ip = _address(value["remote_ip"], config._join(where, "remote_ip"))
-    mtu = config._int(value.get("mtu", DEFAULT_MTU), config._join(where, "mtu"),
-                      1280 if remote_ip.version == 6 else 576, 65535)
+    where = join(path, kind)
+    value = mapping(item[kind], where, _KEYS[kind], required=("remote_ip",))
+    remote_ip = _address(value["remote_ip"], join(where, "remote_ip"))
+    mtu = integer(value.get("mtu", DEFAULT_MTU), join(where, "mtu"),
+                  1280 if remote_ip.version == 6 else 576, 65535)
     if kind == "gre":
         return Remote(kind, remote_ip, _number(value, "key", where, 2**32 - 1, 0), mtu=mtu)
     if kind == "vxlan":
         return Remote(kind, remote_ip, _number(value, "vni", where, 2**24 - 1, 0), mtu=mtu)
     if "version" not in value:
-        raise config.ConfigError(config._join(where, "version"), "is required (1 or 2)")
-    version = config._int(value["version"], config._join(where, "version"), 1, 2)
+        raise ConfigError(join(where, "version"), "is required (1 or 2)")
+    version = integer(value["version"], join(where, "version"), 1, 2)
     if "session_id" not in value:
-        raise config.ConfigError(config._join(where, "session_id"), "is required (0..1023)")
+        raise ConfigError(join(where, "session_id"), "is required (0..1023)")
     session_id = _number(value, "session_id", where, 1023, 0)
     own, other = (("index",), ("direction", "hwid")) if version == 1 \
         else (("direction", "hwid"), ("index",))
     for name in other:
         if name in value:
-            raise config.ConfigError(config._join(where, name), "is an ERSPAN v%d field; "
-                                     "version %d has %s" % (3 - version, version,
-                                                            " and ".join(own)))
+            raise ConfigError(join(where, name), "is an ERSPAN v%d field; "
+                              "version %d has %s" % (3 - version, version,
+                                                     " and ".join(own)))
     if version == 1:
         return Remote(kind, remote_ip, session_id, version=1,
                       index=_number(value, "index", where, 2**20 - 1, 0), mtu=mtu)
     direction = value.get("direction", "ingress")
     if direction not in ERSPAN_DIRECTIONS:
-        raise config.ConfigError(config._join(where, "direction"), "expected ingress or "
-                                 "egress, got %s" % config._show(direction))
+        raise ConfigError(join(where, "direction"), "expected ingress or "
+                          "egress, got %s" % show(direction))
     return Remote(kind, remote_ip, session_id, version=2, direction=direction,
                   hwid=_number(value, "hwid", where, 63, 0), mtu=mtu)
 
 
 def _number(value, name, where, high, default):
-    return config._int(value.get(name, default), config._join(where, name), 0, high)
+    return integer(value.get(name, default), join(where, name), 0, high)
 
 
 def _address(value, path):
@@ -110,10 +110,10 @@ def _address(value, path):
             raise ValueError(value)
         address = ipaddress.ip_address(value)
     except ValueError:
-        raise config.ConfigError(path, "expected an IPv4 or IPv6 address, got %s"
-                                 % config._show(value)) from None
+        raise ConfigError(path, "expected an IPv4 or IPv6 address, got %s"
+                          % show(value)) from None
     if (address.is_multicast or address.is_unspecified or address.is_loopback
             or address.is_link_local):
-        raise config.ConfigError(path, "%s is not a unicast address an analyzer can have"
-                                 % address)
+        raise ConfigError(path, "%s is not a unicast address an analyzer can have"
+                          % address)
     return address

@@ -1,6 +1,6 @@
 """What sggw knows and can do: the config, the REST-made objects, the connected switches.
 
-The Ryu shell (``sggw_app.py``) feeds it switch events; the REST API (``rest.py``) calls
+The Ryu shell (``app/sggw_app.py``) feeds it switch events; the REST API (``rest.py``) calls
 its operations. A change (create, replace, delete a capture rule or mirror session) is
 checked, written to a temporary file, applied to the switch (which confirms it), and only
 then made the store; whichever step fails, the switch is put back and the store keeps its
@@ -18,10 +18,10 @@ from ryu.ofproto import ofproto_v1_3 as ofp
 from ryu.ofproto import ofproto_v1_3_parser as parser
 
 from app import config
-from app.channel import Rejected, SwitchError
-from app.metrics import render_metrics
-from app.store import FIRST_API_ID, IdsExhausted, StoreError
-from app.switch import port_name
+from app.api.metrics import render_metrics
+from app.openflow.channel import Rejected, SwitchError
+from app.openflow.switch import port_name
+from app.store.store import FIRST_API_ID, IdsExhausted, StoreError
 from flows import tables
 from flows.ofp import ETH_TYPE_IP, ETH_TYPE_IPV6
 
@@ -49,11 +49,11 @@ class Sggw:
     def __init__(self, cfg, store):
         self.config = cfg
         self.store = store
-        self.switches = {}  # dp_id -> app.switch.Switch, while connected
+        self.switches = {}  # dp_id -> app.openflow.switch.Switch, while connected
         self.intruders = {}  # dp_id -> [Ryu datapaths that claim it while it is owned]
         self.packet_ins = {}  # dp_id -> count
         self._changing = hub.Semaphore(1)  # one change at a time: read, apply, persist
-        self.election = None  # app.election.Election when this instance is in a cluster
+        self.election = None  # app.cluster.election.Election when this instance is in a cluster
 
     # --- datapaths ------------------------------------------------------------------------
 

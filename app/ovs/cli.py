@@ -1,7 +1,7 @@
 """The switch's local management interfaces, through the tools operators know.
 
 * OVSDB (``ovs-vsctl``): the bridge settings sggw depends on (read and fixed by
-  :mod:`app.ovs_settings`); for the conntrack mode, the zone's timeout policy.
+  :mod:`app.ovs.settings`); for the conntrack mode, the zone's timeout policy.
 * ovs-vswitchd's control socket (``ovs-appctl``), for the conntrack mode: the zone's limit,
   and listing or flushing its connections. The socket is looked up next to the OVSDB socket
   (``unix:/var/run/openvswitch/db.sock``: ``ovs-vswitchd.ctl`` or ``ovs-vswitchd.PID.ctl``).

@@ -11,214 +11,18 @@ import re
 import ssl
 import sys
 from collections import Counter
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 
 import yaml
 
-from app import remote, strict_yaml
-
-ROLES = ("lan", "wan", "tunnel")
-SOURCE_ROLES = ("lan", "wan", "tunnel", "local")  # a mirror source may name a whole role
-DIRECTIONS = ("rx", "tx", "both")
-MAX_CONFIG_OBJECTS = 1000  # config captures/mirrors get ids 1..1000; REST ones above
-MAC_RE = re.compile(r"[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}")
-MATCH_MODES = ("five_tuple", "host_pair", "conntrack")
-IP_PROTOS = {"icmp": 1, "tcp": 6, "udp": 17, "icmpv6": 58}
-NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
-OFPP_MAX = 0xFFFFFF00
-DEFAULT_OVSDB = "unix:/var/run/openvswitch/db.sock"
-DEFAULT_STATE_FILE = "/var/lib/sggw/state.json"
-
-
-class ConfigError(ValueError):
-    """A config problem at ``path`` (a key path like ``datapaths.a.ports.lan[0]``)."""
-
-    def __init__(self, path, reason, source=None):
-        super().__init__(reason)
-        self.path = path
-        self.reason = reason
-        self.source = source
-
-    def __str__(self):
-        parts = [p for p in (self.source, self.path) if p]
-        return ": ".join(parts + [self.reason])
-
-
-@dataclass(frozen=True)
-class CaptureRule:
-    """Traffic matching all given fields goes into the tunnel (or, as a filter, is mirrored)."""
-
-    name: str
-    in_port: tuple = ()  # role names and/or port refs; empty = any non-tunnel port
-    vlan: int = None
-    ipv4_src: ipaddress.IPv4Network = None
-    ipv4_dst: ipaddress.IPv4Network = None
-    ipv6_src: ipaddress.IPv6Network = None
-    ipv6_dst: ipaddress.IPv6Network = None
-    ip_proto: int = None
-    src_port: int = None
-    dst_port: int = None
-    id: int = 0  # stable: orders rules (config first, then REST ones) and names their flows
-
-    @property
-    def families(self):
-        """The IP versions (4, 6) this rule applies to."""
-        if self.ipv4_src or self.ipv4_dst or self.ip_proto == IP_PROTOS["icmp"]:
-            return (4,)
-        if self.ipv6_src or self.ipv6_dst or self.ip_proto == IP_PROTOS["icmpv6"]:
-            return (6,)
-        return (4, 6)
-
-    def to_dict(self):
-        out = {} if self.name == FILTER_NAME else {"name": self.name}
-        if self.in_port:
-            out["in_port"] = list(self.in_port)
-        for key in ("vlan", "ip_proto", "src_port", "dst_port"):
-            if getattr(self, key) is not None:
-                out[key] = getattr(self, key)
-        for key in ("ipv4_src", "ipv4_dst", "ipv6_src", "ipv6_dst"):
-            if getattr(self, key) is not None:
-                out[key] = str(getattr(self, key))
-        return out
-
-
-FILTER_NAME = "filter"  # the name of a CaptureRule used as a mirror filter
-
-
-@dataclass(frozen=True)
-class MirrorSource:
-    port: object  # a role (lan, wan, tunnel, local) or a port number or name
-    direction: str = "both"
-
-    @property
-    def rx(self):
-        return self.direction in ("rx", "both")
-
-    @property
-    def tx(self):
-        return self.direction in ("tx", "both")
-
-
-@dataclass(frozen=True)
-class MirrorDestination:
-    port: object  # a port number or name that has no role: it carries only copies
-    vlan: int = None  # push this 802.1Q tag on the copies (RSPAN-like)
-    eth_dst: str = None  # rewrite the copies' destination MAC (like TEE --gateway)
-    remote: object = None  # app.remote.Remote: a remote analyzer (then no port)
-
-    @property
-    def key(self):
-        """The destination's name in counters and health."""
-        return self.remote.name if self.remote else str(self.port)
-
-    def to_dict(self):
-        if self.remote:
-            return self.remote.to_dict()
-        return {"port": self.port, "vlan": self.vlan, "eth_dst": self.eth_dst}
-
-
-@dataclass(frozen=True)
-class Mirror:
-    """A SPAN-style session: copies of its sources' traffic to every destination."""
-
-    name: str
-    sources: tuple
-    destinations: tuple
-    filter: CaptureRule = None
-    snaplen: int = None
-    rate_limit: tuple = None  # ("pps", n) or ("kbps", n)
-    id: int = 0
-
-    def to_dict(self):
-        return {
-            "name": self.name,
-            "sources": [{"port": s.port, "direction": s.direction} for s in self.sources],
-            "filter": self.filter.to_dict() if self.filter else None,
-            "destinations": [d.to_dict() for d in self.destinations],
-            "snaplen": self.snaplen,
-            "rate_limit": dict([self.rate_limit]) if self.rate_limit else None,
-        }
-
-
-@dataclass(frozen=True)
-class ReversePath:
-    match: str = "five_tuple"  # learn() per 5-tuple, learn() per host pair, or conntrack
-    idle_timeout: int = 60
-    fin_idle_timeout: int = 5
-    max_flows: int = 100000
-    ct_zone: int = None  # conntrack mode: this bridge's zone (default: dp_id's low 16 bits)
-
-    @property
-    def conntrack(self):
-        """Reverse paths kept by conntrack rather than learned flows."""
-        return self.match == "conntrack"
-
-
-@dataclass(frozen=True)
-class Ports:
-    lan: tuple = ()
-    wan: object = None  # int port number or str interface name
-    tunnel: object = None
-
-    def roles(self):
-        """(role, ref, key path) for every configured port."""
-        out = [("lan", ref, "ports.lan[%d]" % i) for i, ref in enumerate(self.lan)]
-        out += [(role, getattr(self, role), "ports." + role)
-                for role in ("wan", "tunnel") if getattr(self, role) is not None]
-        return out
-
-
-@dataclass(frozen=True)
-class Datapath:
-    name: str
-    dp_id: int
-    ports: Ports
-    local_ip: ipaddress.IPv4Interface = None
-    reverse_path: ReversePath = field(default_factory=ReversePath)
-    capture: tuple = ()
-    mirrors: tuple = ()
-
-
-@dataclass(frozen=True)
-class Listen:
-    host: str
-    port: int
-
-
-@dataclass(frozen=True)
-class StoreTls:
-    """PEM files this instance opens ``ssl:`` store members with (as ovsdb-server's
-    --private-key, --certificate and --ca-cert)."""
-
-    private_key: str
-    certificate: str  # this instance's, signed by a CA the members trust
-    ca_cert: str  # the CA that signed the members' certificates
-
-
-@dataclass(frozen=True)
-class Cluster:
-    """This instance in a cluster of controllers sharing a clustered OVSDB store."""
-
-    name: str  # this instance, as health and the store show it
-    store: str  # the store's members: "tcp:IP:PORT,tcp:IP:PORT,..." (or ssl:)
-    api_url: str  # where the other instances send REST writes to this one
-    controllers: tuple = ()  # the OpenFlow targets of the other instances (tcp:IP:PORT)
-    store_tls: StoreTls = None  # required when a member is ssl:
-
-
-@dataclass(frozen=True)
-class Config:
-    source: str
-    datapaths: dict
-    api: Listen = Listen("127.0.0.1", 8080)
-    api_token: str = None
-    openflow: Listen = Listen("127.0.0.1", 6653)
-    ovsdb: str = DEFAULT_OVSDB
-    state_file: str = DEFAULT_STATE_FILE
-    cluster: "Cluster" = None  # None: one controller, objects in state_file
-
-    def by_dp_id(self, dp_id):
-        return next((d for d in self.datapaths.values() if d.dp_id == dp_id), None)
+from app.config import fields, remote, strict_yaml
+from app.config.fields import (
+    ConfigError, integer, ip_proto, join, key_text, list_of, mapping, network, one_line,
+    port_ref, readable_file, show)
+from app.config.model import (
+    DEFAULT_OVSDB, DEFAULT_STATE_FILE, DIRECTIONS, FILTER_NAME, IP_PROTOS, MAC_RE,
+    MATCH_MODES, MAX_CONFIG_OBJECTS, ROLES, SOURCE_ROLES, CaptureRule, Cluster, Config,
+    Datapath, Listen, Mirror, MirrorDestination, MirrorSource, Ports, ReversePath, StoreTls)
 
 
 # --- loading ------------------------------------------------------------------------------
@@ -246,14 +50,14 @@ def loads(text, source="<config>"):
     except strict_yaml.LimitError as exc:
         raise ConfigError(_where(exc.problem_mark), exc.problem, source) from None
     except yaml.MarkedYAMLError as exc:
-        raise ConfigError(_where(exc.problem_mark), "invalid YAML: %s" % _one_line(exc.problem),
+        raise ConfigError(_where(exc.problem_mark), "invalid YAML: %s" % one_line(exc.problem),
                           source) from None
     except yaml.reader.ReaderError as exc:
         line = text[:exc.position].count("\n") + 1
         raise ConfigError("line %d" % line, "invalid YAML: character %#x is not allowed"
                           % exc.character, source) from None
     except yaml.YAMLError as exc:
-        raise ConfigError(None, "invalid YAML: %s" % _one_line(str(exc)), source) from None
+        raise ConfigError(None, "invalid YAML: %s" % one_line(str(exc)), source) from None
     if data is None:
         raise ConfigError(None, "the file is empty", source)
     try:
@@ -267,85 +71,7 @@ def _where(mark):
     return "line %d column %d" % (mark.line + 1, mark.column + 1) if mark else None
 
 
-# --- field parsers ------------------------------------------------------------------------
-
-def _mapping(value, path, allowed, required=()):
-    if not isinstance(value, dict):
-        raise ConfigError(path, "expected a mapping, got %s" % _show(value))
-    for key in value:
-        if key not in allowed:
-            raise ConfigError(_join(path, _key_text(key)), "unknown key (expected one of: %s)"
-                              % ", ".join(allowed))
-    for key in required:
-        if key not in value:
-            raise ConfigError(_join(path, key), "is required")
-    return value
-
-
-def _int(value, path, low, high, fmt="%d"):
-    """An integer from YAML; strings of decimal digits or 0x-hex are read too."""
-    if isinstance(value, str):
-        text = value.strip()
-        if re.fullmatch(r"0[xX][0-9a-fA-F]+", text):
-            value = int(text, 16)
-        elif re.fullmatch(r"[0-9]+", text):
-            value = int(text, 10)
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ConfigError(path, "expected an integer, got %s" % _show(value))
-    if not low <= value <= high:
-        raise ConfigError(path, "%s is out of range %s..%s" % (fmt % value, fmt % low,
-                                                               fmt % high))
-    return value
-
-
-def _dp_id(value, path):
-    """A datapath id: an integer, 0x-hex, or 16 hex digits as ``ovs-ofctl show`` prints it."""
-    if isinstance(value, str) and re.fullmatch(r"[0-9a-fA-F]{16}", value.strip()):
-        value = int(value.strip(), 16)
-    return _int(value, path, 1, 2**64 - 1, fmt="%#x")
-
-
-def _name(value, path):
-    if not isinstance(value, str) or not NAME_RE.fullmatch(value):
-        raise ConfigError(path, "%s is not a valid name (letters, digits, '_', '.', '-'; "
-                                "at most 64)" % _show(value))
-    return value
-
-
-def port_ref(value, path):
-    """An OpenFlow port number or an interface name."""
-    if isinstance(value, str) and value.strip():
-        if value.isdigit():
-            return _int(value, path, 1, OFPP_MAX)
-        return value
-    if isinstance(value, int) and not isinstance(value, bool):
-        return _int(value, path, 1, OFPP_MAX)
-    raise ConfigError(path, "expected a port number or interface name, got %s" % _show(value))
-
-
-def _network(value, path, version):
-    kind = "IPv%d prefix" % version
-    if not isinstance(value, str):
-        raise ConfigError(path, "expected an %s like %s, got %s" % (
-            kind, "10.2.0.0/16" if version == 4 else "fd00:2::/48", _show(value)))
-    try:
-        net = ipaddress.ip_network(value, strict=True)
-    except ValueError as exc:
-        raise ConfigError(path, "%r is not an %s (%s)" % (value, kind, exc)) from None
-    if net.version != version:
-        raise ConfigError(path, "%r is not an %s" % (value, kind))
-    return net
-
-
-def _ip_proto(value, path):
-    if isinstance(value, str) and value.lower() in IP_PROTOS:
-        return IP_PROTOS[value.lower()]
-    if isinstance(value, (int, str)) and not isinstance(value, bool) \
-            and str(value).strip().isdigit():
-        return _int(value, path, 0, 255)
-    raise ConfigError(path, "expected tcp, udp, icmp, icmpv6 or a number 0..255, got %s"
-                      % _show(value))
-
+# --- capture rules ------------------------------------------------------------------------
 
 MATCH_KEYS = ("in_port", "vlan", "ipv4_src", "ipv4_dst", "ipv6_src", "ipv6_dst", "ip_proto",
               "src_port", "dst_port")
@@ -355,32 +81,32 @@ def capture_rule(value, path, ports, name_required=True):
     """Parse one capture rule (also a mirror filter, with ``name_required=False``: no name,
     no in_port, since a session's sources say where traffic comes from)."""
     allowed = ("name",) + MATCH_KEYS if name_required else MATCH_KEYS[1:]
-    _mapping(value, path, allowed, required=("name",) if name_required else ())
+    mapping(value, path, allowed, required=("name",) if name_required else ())
     out = {}
     if name_required:
-        out["name"] = _name(value["name"], _join(path, "name"))
+        out["name"] = fields.name(value["name"], join(path, "name"))
     if "in_port" in value:
-        out["in_port"] = _in_ports(value["in_port"], _join(path, "in_port"), ports)
+        out["in_port"] = _in_ports(value["in_port"], join(path, "in_port"), ports)
     if "vlan" in value:
-        out["vlan"] = _int(value["vlan"], _join(path, "vlan"), 0, 4094)
+        out["vlan"] = integer(value["vlan"], join(path, "vlan"), 0, 4094)
     for key, version in (("ipv4_src", 4), ("ipv4_dst", 4), ("ipv6_src", 6), ("ipv6_dst", 6)):
         if key in value:
-            out[key] = _network(value[key], _join(path, key), version)
+            out[key] = network(value[key], join(path, key), version)
     if "ip_proto" in value:
-        out["ip_proto"] = _ip_proto(value["ip_proto"], _join(path, "ip_proto"))
+        out["ip_proto"] = ip_proto(value["ip_proto"], join(path, "ip_proto"))
     for key in ("src_port", "dst_port"):
         if key in value:
             if out.get("ip_proto") not in (IP_PROTOS["tcp"], IP_PROTOS["udp"]):
-                raise ConfigError(_join(path, key), "L4 ports need ip_proto: tcp or udp")
-            out[key] = _int(value[key], _join(path, key), 1, 65535)
+                raise ConfigError(join(path, key), "L4 ports need ip_proto: tcp or udp")
+            out[key] = integer(value[key], join(path, key), 1, 65535)
     v4 = any(k in out for k in ("ipv4_src", "ipv4_dst"))
     v6 = any(k in out for k in ("ipv6_src", "ipv6_dst"))
     if v4 and v6:
         raise ConfigError(path, "mixes IPv4 and IPv6 prefixes; write two rules")
     if out.get("ip_proto") == IP_PROTOS["icmp"] and v6:
-        raise ConfigError(_join(path, "ip_proto"), "icmp is IPv4; use icmpv6 with IPv6")
+        raise ConfigError(join(path, "ip_proto"), "icmp is IPv4; use icmpv6 with IPv6")
     if out.get("ip_proto") == IP_PROTOS["icmpv6"] and v4:
-        raise ConfigError(_join(path, "ip_proto"), "icmpv6 is IPv6; use icmp with IPv4")
+        raise ConfigError(join(path, "ip_proto"), "icmpv6 is IPv6; use icmp with IPv4")
     if not name_required:
         out["name"] = FILTER_NAME
     return CaptureRule(**out)
@@ -411,17 +137,17 @@ def _in_ports(value, path, ports):
 # --- sections -------------------------------------------------------------------------------
 
 def _ports(value, path):
-    _mapping(value, path, ROLES, required=("lan", "wan"))
+    mapping(value, path, ROLES, required=("lan", "wan"))
     if isinstance(value["lan"], list):
         if not value["lan"]:
-            raise ConfigError(_join(path, "lan"), "needs at least one port")
+            raise ConfigError(join(path, "lan"), "needs at least one port")
         lan = tuple(port_ref(v, "%s.lan[%d]" % (path, i)) for i, v in enumerate(value["lan"]))
     else:
-        lan = (port_ref(value["lan"], _join(path, "lan")),)
+        lan = (port_ref(value["lan"], join(path, "lan")),)
     ports = Ports(
         lan=lan,
-        wan=port_ref(value["wan"], _join(path, "wan")),
-        tunnel=port_ref(value["tunnel"], _join(path, "tunnel")) if "tunnel" in value else None,
+        wan=port_ref(value["wan"], join(path, "wan")),
+        tunnel=port_ref(value["tunnel"], join(path, "tunnel")) if "tunnel" in value else None,
     )
     seen = {}
     single_lan = not isinstance(value["lan"], list)
@@ -436,28 +162,28 @@ def _ports(value, path):
 
 
 def _reverse_path(value, path):
-    _mapping(value, path, ("match", "idle_timeout", "fin_idle_timeout", "max_flows",
-                           "ct_zone"))
+    mapping(value, path, ("match", "idle_timeout", "fin_idle_timeout", "max_flows",
+                          "ct_zone"))
     out = {}
     if "match" in value:
         if value["match"] not in MATCH_MODES:
-            raise ConfigError(_join(path, "match"), "expected one of %s, got %s"
-                              % (", ".join(MATCH_MODES), _show(value["match"])))
+            raise ConfigError(join(path, "match"), "expected one of %s, got %s"
+                              % (", ".join(MATCH_MODES), show(value["match"])))
         out["match"] = value["match"]
     if "idle_timeout" in value:
-        out["idle_timeout"] = _int(value["idle_timeout"], _join(path, "idle_timeout"), 1, 65535)
+        out["idle_timeout"] = integer(value["idle_timeout"], join(path, "idle_timeout"), 1, 65535)
     if "fin_idle_timeout" in value:
-        out["fin_idle_timeout"] = _int(value["fin_idle_timeout"],
-                                       _join(path, "fin_idle_timeout"), 0, 65535)
+        out["fin_idle_timeout"] = integer(value["fin_idle_timeout"],
+                                          join(path, "fin_idle_timeout"), 0, 65535)
     if "max_flows" in value:
-        out["max_flows"] = _int(value["max_flows"], _join(path, "max_flows"), 1, 10_000_000)
+        out["max_flows"] = integer(value["max_flows"], join(path, "max_flows"), 1, 10_000_000)
     if "ct_zone" in value:
         if out.get("match") != "conntrack":
-            raise ConfigError(_join(path, "ct_zone"), "only used with match: conntrack")
-        out["ct_zone"] = _int(value["ct_zone"], _join(path, "ct_zone"), 1, 65535)
+            raise ConfigError(join(path, "ct_zone"), "only used with match: conntrack")
+        out["ct_zone"] = integer(value["ct_zone"], join(path, "ct_zone"), 1, 65535)
     result = ReversePath(**out)
     if result.fin_idle_timeout > result.idle_timeout:
-        raise ConfigError(_join(path, "fin_idle_timeout"), "%d is longer than idle_timeout %d "
+        raise ConfigError(join(path, "fin_idle_timeout"), "%d is longer than idle_timeout %d "
                           "(it shortens the idle timeout after FIN/RST)"
                           % (result.fin_idle_timeout, result.idle_timeout))
     return result
@@ -471,7 +197,7 @@ def _local_ip(value, path):
             from None
     if iface is None or "/" not in value:
         raise ConfigError(path, "expected an address with prefix length like 10.1.0.2/24, "
-                                "got %s" % _show(value))
+                                "got %s" % show(value))
     if iface.version != 4:
         raise ConfigError(path, "only an IPv4 local_ip is supported (no IPv6 ND proxy yet)")
     if iface.network.prefixlen >= 31:
@@ -488,25 +214,25 @@ DATAPATH_KEYS = ("dp_id", "ports", "local_ip", "reverse_path", "capture", "mirro
 
 
 def _datapath(name, value, path):
-    _mapping(value, path, DATAPATH_KEYS, required=("dp_id", "ports"))
-    ports = _ports(value["ports"], _join(path, "ports"))
+    mapping(value, path, DATAPATH_KEYS, required=("dp_id", "ports"))
+    ports = _ports(value["ports"], join(path, "ports"))
     capture = _numbered(value, "capture", "rules", capture_rule, ports, path)
     if capture and ports.tunnel is None:
-        raise ConfigError(_join(path, "capture"), "capture rules need ports.tunnel")
+        raise ConfigError(join(path, "capture"), "capture rules need ports.tunnel")
     mirrors = _numbered(value, "mirrors", "sessions", mirror, ports, path)
     used = MirrorPorts()
     for i, session in enumerate(mirrors):
         used.check(session, "%s.mirrors[%d]" % (path, i))
         used.add(session)
-    dp_id = _dp_id(value["dp_id"], _join(path, "dp_id"))
-    reverse_path = _reverse_path(value.get("reverse_path", {}), _join(path, "reverse_path"))
+    dp_id = fields.dp_id(value["dp_id"], join(path, "dp_id"))
+    reverse_path = _reverse_path(value.get("reverse_path", {}), join(path, "reverse_path"))
     if reverse_path.conntrack and reverse_path.ct_zone is None:
         reverse_path = replace(reverse_path, ct_zone=dp_id & 0xFFFF or 1)
     return Datapath(
         name=name,
         dp_id=dp_id,
         ports=ports,
-        local_ip=_local_ip(value["local_ip"], _join(path, "local_ip"))
+        local_ip=_local_ip(value["local_ip"], join(path, "local_ip"))
         if "local_ip" in value else None,
         reverse_path=reverse_path,
         capture=capture,
@@ -519,10 +245,10 @@ def _numbered(value, key, what, parse, ports, path):
     in file order (their stable ids); names must be unique."""
     items = value.get(key, [])
     if not isinstance(items, list):
-        raise ConfigError(_join(path, key), "expected a list of %s, got %s"
-                          % (what, _show(items)))
+        raise ConfigError(join(path, key), "expected a list of %s, got %s"
+                          % (what, show(items)))
     if len(items) > MAX_CONFIG_OBJECTS:
-        raise ConfigError(_join(path, key), "at most %d %s in the file"
+        raise ConfigError(join(path, key), "at most %d %s in the file"
                           % (MAX_CONFIG_OBJECTS, what))
     objects = tuple(replace(parse(item, "%s.%s[%d]" % (path, key, i), ports), id=i + 1)
                     for i, item in enumerate(items))
@@ -544,36 +270,30 @@ def _unique_names(objects, path):
 MIRROR_KEYS = ("name", "sources", "destinations", "filter", "snaplen", "rate_limit")
 
 
-def _list_of(value, path, what):
-    if not isinstance(value, list) or not value:
-        raise ConfigError(path, "expected a non-empty list of %s, got %s" % (what, _show(value)))
-    return value
-
-
 def mirror(value, path, ports):
     """Parse one mirror session; ``ports`` (config.Ports) tells roles from analyzer ports."""
-    _mapping(value, path, MIRROR_KEYS, required=("name", "sources", "destinations"))
-    name = _name(value["name"], _join(path, "name"))
+    mapping(value, path, MIRROR_KEYS, required=("name", "sources", "destinations"))
+    name = fields.name(value["name"], join(path, "name"))
     role_refs = {ref: role for role, ref, _ in ports.roles()}
     sources = []
-    for i, item in enumerate(_list_of(value["sources"], _join(path, "sources"), "sources")):
-        where = "%s[%d]" % (_join(path, "sources"), i)
-        _mapping(item, where, ("port", "direction"), required=("port",))
+    for i, item in enumerate(list_of(value["sources"], join(path, "sources"), "sources")):
+        where = "%s[%d]" % (join(path, "sources"), i)
+        mapping(item, where, ("port", "direction"), required=("port",))
         port = item["port"]
         if port not in SOURCE_ROLES:
-            port = port_ref(port, _join(where, "port"))
+            port = port_ref(port, join(where, "port"))
         direction = item.get("direction", "both")
         if direction not in DIRECTIONS:
-            raise ConfigError(_join(where, "direction"), "expected rx, tx or both, got %s"
-                              % _show(direction))
+            raise ConfigError(join(where, "direction"), "expected rx, tx or both, got %s"
+                              % show(direction))
         if any(s.port == port for s in sources):
-            raise ConfigError(_join(where, "port"), "%r is already a source of this session"
+            raise ConfigError(join(where, "port"), "%r is already a source of this session"
                               % (port,))
         sources.append(MirrorSource(port, direction))
     destinations = []
-    for i, item in enumerate(_list_of(value["destinations"], _join(path, "destinations"),
-                                      "destinations")):
-        where = "%s[%d]" % (_join(path, "destinations"), i)
+    for i, item in enumerate(list_of(value["destinations"], join(path, "destinations"),
+                                     "destinations")):
+        where = "%s[%d]" % (join(path, "destinations"), i)
         if isinstance(item, dict) and "port" not in item and item:
             dest = MirrorDestination(None, remote=remote.parse(item, where))
             if dest in destinations:
@@ -581,53 +301,53 @@ def mirror(value, path, ports):
                                   % dest.key)
             destinations.append(dest)
             continue
-        _mapping(item, where, ("port", "vlan", "eth_dst") + remote.KINDS, required=("port",))
+        mapping(item, where, ("port", "vlan", "eth_dst") + remote.KINDS, required=("port",))
         for kind in remote.KINDS:
             if kind in item:
-                raise ConfigError(_join(where, kind), "a destination is a port or a remote "
+                raise ConfigError(join(where, kind), "a destination is a port or a remote "
                                   "analyzer, not both")
         if item["port"] in SOURCE_ROLES:
-            raise ConfigError(_join(where, "port"), "a destination is one analyzer port, not "
+            raise ConfigError(join(where, "port"), "a destination is one analyzer port, not "
                               "the role %r" % item["port"])
-        port = port_ref(item["port"], _join(where, "port"))
+        port = port_ref(item["port"], join(where, "port"))
         if port in role_refs:
-            raise ConfigError(_join(where, "port"), "%r is the %s port; a destination carries "
+            raise ConfigError(join(where, "port"), "%r is the %s port; a destination carries "
                               "only mirror copies" % (port, role_refs[port]))
         if any(s.port == port for s in sources):
-            raise ConfigError(_join(where, "port"), "%r is also a source of this session"
+            raise ConfigError(join(where, "port"), "%r is also a source of this session"
                               % (port,))
         if any(d.port == port for d in destinations):
-            raise ConfigError(_join(where, "port"), "%r is already a destination of this "
+            raise ConfigError(join(where, "port"), "%r is already a destination of this "
                               "session" % (port,))
-        vlan = _int(item["vlan"], _join(where, "vlan"), 0, 4094) \
+        vlan = integer(item["vlan"], join(where, "vlan"), 0, 4094) \
             if item.get("vlan") is not None else None
         eth_dst = item.get("eth_dst")
         if eth_dst is not None:
             if not isinstance(eth_dst, str) or not MAC_RE.fullmatch(eth_dst):
-                raise ConfigError(_join(where, "eth_dst"), "expected a MAC like "
-                                  "02:00:00:00:00:01, got %s" % _show(eth_dst))
+                raise ConfigError(join(where, "eth_dst"), "expected a MAC like "
+                                  "02:00:00:00:00:01, got %s" % show(eth_dst))
             if int(eth_dst[:2], 16) & 1:
-                raise ConfigError(_join(where, "eth_dst"), "%s is a group address; copies "
+                raise ConfigError(join(where, "eth_dst"), "%s is a group address; copies "
                                   "need a unicast destination" % eth_dst)
             eth_dst = eth_dst.lower()
         destinations.append(MirrorDestination(port, vlan, eth_dst))
     out = {"name": name, "sources": tuple(sources), "destinations": tuple(destinations)}
     if value.get("filter") is not None:
-        out["filter"] = capture_rule(value["filter"], _join(path, "filter"), ports,
+        out["filter"] = capture_rule(value["filter"], join(path, "filter"), ports,
                                      name_required=False)
     if value.get("snaplen") is not None:
-        out["snaplen"] = _int(value["snaplen"], _join(path, "snaplen"), 64, 65535)
+        out["snaplen"] = integer(value["snaplen"], join(path, "snaplen"), 64, 65535)
     if value.get("rate_limit") is not None:
-        out["rate_limit"] = _rate_limit(value["rate_limit"], _join(path, "rate_limit"))
+        out["rate_limit"] = _rate_limit(value["rate_limit"], join(path, "rate_limit"))
     return Mirror(**out)
 
 
 def _rate_limit(value, path):
-    _mapping(value, path, ("pps", "kbps"))
+    mapping(value, path, ("pps", "kbps"))
     if len(value) != 1:
         raise ConfigError(path, "give exactly one of pps or kbps")
     unit, rate = next(iter(value.items()))
-    return (unit, _int(rate, _join(path, unit), 1, 1_000_000_000))
+    return (unit, integer(rate, join(path, unit), 1, 1_000_000_000))
 
 
 class MirrorPorts:
@@ -671,16 +391,16 @@ class MirrorPorts:
 
 
 def _listen(value, path, default):
-    _mapping(value, path, ("host", "port") + (("token",) if path == "api" else ()))
+    mapping(value, path, ("host", "port") + (("token",) if path == "api" else ()))
     host = value.get("host", default.host)
     try:
         if not isinstance(host, str):
             raise ValueError(host)
         ipaddress.ip_address(host)
     except ValueError:
-        raise ConfigError(_join(path, "host"), "expected an IP address, got %s"
-                          % _show(host)) from None
-    port = _int(value.get("port", default.port), _join(path, "port"), 1, 65535)
+        raise ConfigError(join(path, "host"), "expected an IP address, got %s"
+                          % show(host)) from None
+    port = integer(value.get("port", default.port), join(path, "port"), 1, 65535)
     return Listen(host, port)
 
 
@@ -689,19 +409,19 @@ _REMOTE_TCP = r"(tcp|ssl):(\[[0-9a-fA-F:]+\]|[0-9.]+):[0-9]{1,5}"
 
 def parse(data, source="<config>"):
     """Validate already-parsed YAML ``data``."""
-    _mapping(data, None, ("datapaths", "api", "openflow", "ovsdb", "state_file", "cluster"),
-             required=("datapaths",))
+    mapping(data, None, ("datapaths", "api", "openflow", "ovsdb", "state_file", "cluster"),
+            required=("datapaths",))
     dps = data["datapaths"]
     if not isinstance(dps, dict):
         raise ConfigError("datapaths", "expected a mapping of datapath names, got %s"
-                          % _show(dps))
+                          % show(dps))
     if not dps:
         raise ConfigError("datapaths", "needs at least one datapath")
     datapaths = {}
     owners, zones = {}, {}
     for name, value in dps.items():
-        path = "datapaths.%s" % _key_text(name)
-        _name(name, path)
+        path = "datapaths.%s" % key_text(name)
+        fields.name(name, path)
         dp = _datapath(name, value, path)
         if dp.dp_id in owners:
             raise ConfigError(path + ".dp_id", "%#x is already used by datapaths.%s"
@@ -725,16 +445,16 @@ def parse(data, source="<config>"):
     if isinstance(ovsdb, str) and ovsdb.startswith("ssl:"):
         # ovs-vsctl would need key and certificate files that nothing configures
         raise ConfigError("ovsdb", "%s: ssl: is not supported for the switch's own OVSDB; use "
-                          "unix:PATH (or tcp:IP:PORT on a trusted link)" % _show(ovsdb))
+                          "unix:PATH (or tcp:IP:PORT on a trusted link)" % show(ovsdb))
     if not isinstance(ovsdb, str) or not re.fullmatch(r"unix:\S+|" + _REMOTE_TCP, ovsdb):
-        raise ConfigError("ovsdb", "expected unix:PATH or tcp:IP:PORT, got %s" % _show(ovsdb))
+        raise ConfigError("ovsdb", "expected unix:PATH or tcp:IP:PORT, got %s" % show(ovsdb))
     api_listen = _listen(api, "api", Config.api)
     openflow = _listen(data.get("openflow", {}), "openflow", Config.openflow)
     if api_listen == openflow:
         raise ConfigError("api.port", "%d is also the OpenFlow port" % api_listen.port)
     state_file = data.get("state_file", DEFAULT_STATE_FILE)
     if not isinstance(state_file, str) or not state_file.strip():
-        raise ConfigError("state_file", "expected a file path, got %s" % _show(state_file))
+        raise ConfigError("state_file", "expected a file path, got %s" % show(state_file))
     return Config(
         source=source,
         datapaths=datapaths,
@@ -748,30 +468,30 @@ def parse(data, source="<config>"):
 
 
 def _cluster(value):
-    _mapping(value, "cluster", ("name", "store", "api_url", "controllers", "store_tls"),
-             required=("name", "store", "api_url"))
-    _name(value["name"], "cluster.name")
+    mapping(value, "cluster", ("name", "store", "api_url", "controllers", "store_tls"),
+            required=("name", "store", "api_url"))
+    fields.name(value["name"], "cluster.name")
     store = value["store"]
     members = store.split(",") if isinstance(store, str) else []
     for i, member in enumerate(members):
         if not re.fullmatch(_REMOTE_TCP, member):
             raise ConfigError("cluster.store", "member %d: expected tcp:IP:PORT or ssl:IP:PORT, "
-                              "got %s" % (i + 1, _show(member)))
+                              "got %s" % (i + 1, show(member)))
     if not members:
         raise ConfigError("cluster.store", "expected the store's members as \"tcp:IP:PORT,"
-                          "tcp:IP:PORT,...\", got %s" % _show(store))
+                          "tcp:IP:PORT,...\", got %s" % show(store))
     url = value["api_url"]
     if not isinstance(url, str) or not re.fullmatch(r"https?://[^/\s]+", url):
         raise ConfigError("cluster.api_url", "expected http://HOST:PORT (this instance's REST "
-                          "API as the others reach it), got %s" % _show(url))
+                          "API as the others reach it), got %s" % show(url))
     controllers = value.get("controllers", [])
     if not isinstance(controllers, list):
         raise ConfigError("cluster.controllers", "expected a list of OpenFlow targets, got %s"
-                          % _show(controllers))
+                          % show(controllers))
     for i, target in enumerate(controllers):
         if not isinstance(target, str) or not re.fullmatch(_REMOTE_TCP, target):
             raise ConfigError("cluster.controllers[%d]" % i, "expected tcp:IP:PORT or "
-                              "ssl:IP:PORT, got %s" % _show(target))
+                              "ssl:IP:PORT, got %s" % show(target))
     return Cluster(value["name"], store, url, tuple(controllers),
                    _store_tls(value.get("store_tls"), members))
 
@@ -792,59 +512,26 @@ def _store_tls(value, members):
     if not secure:
         raise ConfigError(path, "no member of cluster.store is ssl: (write ssl:IP:PORT to "
                                 "use TLS)")
-    _mapping(value, path, TLS_FILES, required=TLS_FILES)
+    mapping(value, path, TLS_FILES, required=TLS_FILES)
     for key in TLS_FILES:
-        _readable_file(value[key], _join(path, key))
+        readable_file(value[key], join(path, key))
     tls = StoreTls(**{key: value[key] for key in TLS_FILES})
     for key in ("certificate", "ca_cert"):
         try:
             ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT).load_verify_locations(getattr(tls, key))
         except ssl.SSLError:
-            raise ConfigError(_join(path, key), "%s holds no PEM certificate"
+            raise ConfigError(join(path, key), "%s holds no PEM certificate"
                               % getattr(tls, key)) from None
     try:  # an empty password: an encrypted key is refused, never asked for on a terminal
         ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT).load_cert_chain(
             tls.certificate, tls.private_key, password=b"")
     except ssl.SSLError as exc:
         if exc.reason == "KEY_VALUES_MISMATCH":
-            raise ConfigError(_join(path, "private_key"), "%s is not the key of %s"
+            raise ConfigError(join(path, "private_key"), "%s is not the key of %s"
                               % (tls.private_key, tls.certificate)) from None
-        raise ConfigError(_join(path, "private_key"), "%s holds no unencrypted PEM private "
-                                                      "key" % tls.private_key) from None
+        raise ConfigError(join(path, "private_key"), "%s holds no unencrypted PEM private "
+                          "key" % tls.private_key) from None
     return tls
-
-
-def _readable_file(value, path):
-    if not isinstance(value, str) or not value.strip():
-        raise ConfigError(path, "expected a file path, got %s" % _show(value))
-    try:
-        with open(value, "rb"):
-            pass
-    except OSError as exc:
-        raise ConfigError(path, "cannot read %s: %s" % (value, exc.strerror)) from None
-
-
-def _join(path, key):
-    return "%s.%s" % (path, key) if path else str(key)
-
-
-def _key_text(key):
-    """A key as it may appear in a one-line key path."""
-    if isinstance(key, str) and re.fullmatch(r"[\w.-]+", key):
-        return key
-    return repr(key)
-
-
-def _one_line(text):
-    return " ".join(str(text).split())
-
-
-def _show(value):
-    if isinstance(value, (dict, list)):
-        return "a %s" % ("mapping" if isinstance(value, dict) else "list")
-    if value is None:
-        return "nothing"
-    return repr(value)
 
 
 def main(argv=None, prog="python -m app.config"):
@@ -861,7 +548,3 @@ def main(argv=None, prog="python -m app.config"):
         return 1
     print("%s: ok (%d datapaths)" % (args[0], len(cfg.datapaths)))
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

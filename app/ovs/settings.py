@@ -29,8 +29,8 @@ import re
 import shlex
 from dataclasses import dataclass, field
 
-from app import ovs_cli
 from app.config import DEFAULT_OVSDB
+from app.ovs import cli as ovs_cli
 from flows import tables
 
 RECHECK = 10.0  # seconds between two checks of a connected switch

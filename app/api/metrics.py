@@ -1,7 +1,7 @@
 """Prometheus text exposition of what sggw and its switches are doing (``GET /metrics``)."""
 from ryu.ofproto import ofproto_v1_3_parser as parser
 
-from app.channel import SwitchError
+from app.openflow.channel import SwitchError
 from flows import pipeline, tables
 
 

@@ -3,7 +3,7 @@
 Resource URLs under ``/v1`` (``/metrics`` is Prometheus text), described by the OpenAPI
 document at ``/v1/openapi.json``. Every answer is JSON; errors are
 ``{"error": ..., "field": ...}`` with the right 4xx (or 5xx when the switch is the
-problem). Handlers only translate HTTP: the work is done by :class:`app.service.Sggw`.
+problem). Handlers only translate HTTP: the work is done by :class:`app.api.service.Sggw`.
 """
 import hmac
 import json
@@ -11,8 +11,8 @@ import logging
 
 from ryu.app.wsgi import ControllerBase, Response, route
 
-from app.openapi import document
-from app.service import ApiError
+from app.api.openapi import document
+from app.api.service import ApiError
 
 LOG = logging.getLogger("sggw.rest")
 API = "sggw"
@@ -48,7 +48,7 @@ def _deeper_than(value, limit):
 
 
 class RestApi(ControllerBase):
-    """The routes; ``data["sggw"]`` is the running :class:`app.service.Sggw`."""
+    """The routes; ``data["sggw"]`` is the running :class:`app.api.service.Sggw`."""
 
     def __init__(self, req, link, data, **config):
         super().__init__(req, link, data, **config)

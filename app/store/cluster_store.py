@@ -10,9 +10,9 @@ unchanged. Instances that do not write follow every change through :meth:`refres
 """
 import logging
 
-from app import statefile
-from app.ovsdb_client import OvsdbError
-from app.store import FIRST_API_ID, KINDS, LAST_ID, Store, StoreError, render
+from app.store import statefile
+from app.store.ovsdb_client import OvsdbError
+from app.store.store import FIRST_API_ID, KINDS, LAST_ID, Store, StoreError, render
 
 LOG = logging.getLogger("sggw.store")
 TABLE = "Object"

@@ -1,8 +1,8 @@
 """Which sggw instance of a cluster programs the switches, and the fence that stops others.
 
-An instance is master only when all three hold (see ../shared/HA-NOTES.md):
+An instance is master only when all three hold:
 
-* its store connection holds the OVSDB lock (:data:`app.ovsdb_client.LOCK`);
+* its store connection holds the OVSDB lock (:data:`app.store.ovsdb_client.LOCK`);
 * that connection is live (the IDL is connected to the raft leader and has the data);
 * a transaction that asserts the lock and increments the stored generation committed.
 
@@ -10,15 +10,15 @@ A lock reported by a raft follower is not proof (two clients can be told they ho
 so the committed increment is what makes a master, and its value is the OpenFlow role
 ``generation_id``: every switch then refuses an older master by itself. Losing the lock
 or the connection, or a switch answering ``OFPRRFC_STALE`` or demoting it (role status,
-:mod:`app.roles`), makes the instance a standby at once: :attr:`Election.writable`
+:mod:`app.cluster.roles`), makes the instance a standby at once: :attr:`Election.writable`
 turns False before anything else happens, and every write to a switch checks it
-(:class:`app.channel.Channel`).
+(:class:`app.openflow.channel.Channel`).
 """
 import logging
 
 from ryu.lib import hub
 
-from app.ovsdb_client import OvsdbError
+from app.store.ovsdb_client import OvsdbError
 
 LOG = logging.getLogger("sggw.election")
 TABLE = "Election"

@@ -16,9 +16,11 @@ from ryu.lib import hub
 from ryu.ofproto import ofproto_v1_3 as ofp
 from ryu.ofproto import ofproto_v1_3_parser as parser
 
-from app import ovs_cli, ovs_settings, tunnels
-from app.channel import Channel, Rejected, SwitchError
-from app.liveness import Liveness
+from app.openflow.channel import Channel, Rejected, SwitchError
+from app.openflow.liveness import Liveness
+from app.ovs import cli as ovs_cli
+from app.ovs import settings as ovs_settings
+from app.ovs import tunnels
 from flows import desired, probes, reconcile, remote, tables
 from flows.ofp import OFPP_LOCAL, delete_flows
 from flows.ports import resolve
@@ -343,7 +345,7 @@ class Switch:
                                    tuple(self.members))
 
     def settings_checked(self, review):
-        """Take the outcome of a check of the OVS settings (app.settings_watch); log what
+        """Take the outcome of a check of the OVS settings (app.ovs.settings_watch); log what
         sggw changed, and what is wrong when that changed."""
         if review.fixed:
             LOG.warning("%s: set the OVS settings sggw needs: %s", self.name,
@@ -458,7 +460,7 @@ class Switch:
         return True
 
     def start(self, settings):
-        """Watch the switch (echoes), have ``settings`` (app.settings_watch) check its OVS
+        """Watch the switch (echoes), have ``settings`` (app.ovs.settings_watch) check its OVS
         settings from now on, and program it."""
         hub.spawn(self.liveness.run)
         self.ovs = ovs_settings.Review(pending=True)

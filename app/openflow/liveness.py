@@ -10,7 +10,7 @@ import time
 
 from ryu.lib import hub
 
-from app.channel import SwitchError
+from app.openflow.channel import SwitchError
 
 LOG = logging.getLogger("sggw.switch")
 INTERVAL = 1.0

@@ -1,4 +1,4 @@
-"""sggw's connection to its clustered store (``app/sggw.ovsschema``), through the ``ovs`` IDL.
+"""sggw's connection to its clustered store (``app/store/sggw.ovsschema``), through the ``ovs`` IDL.
 
 The IDL is not thread-safe and only its poller may block, so one green thread owns it:
 it runs the IDL, starts the transactions others asked for and hands back their outcome,
@@ -14,7 +14,7 @@ import ovs.poller
 import ovs.stream
 from ryu.lib import hub
 
-from app.store_link import Doctor
+from app.store.store_link import Doctor
 
 LOG = logging.getLogger("sggw.ovsdb")
 SCHEMA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "sggw.ovsschema")
@@ -61,7 +61,7 @@ class Ovsdb:
 
     @property
     def error(self):
-        """Why the store is not connected (see app.store_link), or None."""
+        """Why the store is not connected (see app.store.store_link), or None."""
         return None if self.live else self.doctor.error
 
     @property

@@ -1,4 +1,4 @@
-"""The OVS settings of every switch sggw programs, checked in rounds (app.ovs_settings).
+"""The OVS settings of every switch sggw programs, checked in rounds (app.ovs.settings).
 
 One round reads each OVSDB once for all its switches, so 100 bridges cost one ``ovs-vsctl``
 a round instead of one each (every one forked from the controller and parsing every
@@ -11,14 +11,14 @@ Standbys of a cluster are not checked: their master fixes the settings.
 """
 from ryu.lib import hub
 
-from app import ovs_settings
+from app.ovs import settings as ovs_settings
 
 GATHER = 0.2  # seconds a requested round waits for other switches that connect meanwhile
 
 
 class SettingsWatch:
     def __init__(self, switches):
-        self.switches = switches  # dp_id -> app.switch.Switch, the connected ones
+        self.switches = switches  # dp_id -> app.openflow.switch.Switch, the connected ones
         self._wanted = hub.Event()
 
     def request(self):

@@ -1,7 +1,7 @@
 """Capture rules and mirror sessions created over REST, kept on disk across restarts.
 
 One JSON file (``state_file`` in the config), checked strictly when read
-(:mod:`app.statefile`). What the store guarantees:
+(:mod:`app.store.statefile`). What the store guarantees:
 
 * A change is written to a temporary file next to the store and fsynced first; it becomes
   the store (renamed over the old file, then the directory fsynced) only after the switch
@@ -29,7 +29,8 @@ from dataclasses import dataclass, replace
 from operator import attrgetter
 from typing import NamedTuple
 
-from app import config, statefile
+from app import config
+from app.store import statefile
 from flows.capture import MAX_RULE_ID
 from flows.tables import MAX_SESSION_ID
 

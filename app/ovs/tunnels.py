@@ -13,9 +13,9 @@ running copies (OVS 3.1 ages an entry out after 15 minutes).
 """
 import ipaddress
 
-from app import ovs_cli
-from app.ovs_cli import OvsError
-from app.remote import KINDS
+from app.config.remote import KINDS
+from app.ovs import cli as ovs_cli
+from app.ovs.cli import OvsError
 from flows.remote import port_name
 
 OPTIONS = {
