@@ -1,260 +1,144 @@
 """The OpenAPI 3 description of the REST API, served at ``/v1/openapi.json``.
 
 It is the contract: the end-to-end tests fuzz the running controller against it
-(schemathesis) and fail on any undocumented status, header or body.
+(schemathesis) and fail on any undocumented status, header or body. Every schema in it is
+generated: the bodies a client sends from the same declarations that check them
+(:mod:`app.config.objects`), the answers from the declarations below.
 """
-import copy
+from app.config.objects import CAPTURE_RULE, MIRROR
+from app.config.schema import (
+    OPENAPI, AnyOf, Bool, Choice, Field, Int, ListOf, MapOf, Record, Ref, Text)
 
-from app import config
-from app.config import remote
-
-_NAME = {"type": "string", "pattern": "^%s$" % config.NAME_RE.pattern}
-_PORT_REF = {"oneOf": [{"type": "integer", "minimum": 1, "maximum": config.OFPP_MAX},
-                       {"type": "string", "pattern": r"^\S*[^0-9\s]\S*$",
-                        "description": "an interface name (numbers go as integers)"}]}
-_PREFIX4 = {"type": "string", "pattern": r"^(\d{1,3}\.){3}\d{1,3}(/\d{1,2})?$",
-            "description": "an IPv4 prefix without host bits, e.g. 10.2.0.0/16"}
-_PREFIX6 = {"type": "string", "pattern": r"^[0-9a-fA-F:.]*:[0-9a-fA-F:.]*(/\d{1,3})?$",
-            "description": "an IPv6 prefix without host bits, e.g. fd00:2::/48"}
-_NULLABLE_INT = {"type": "integer", "nullable": True}
-
-_MATCH = {
-    "vlan": {"type": "integer", "minimum": 0, "maximum": 4094},
-    "ipv4_src": _PREFIX4, "ipv4_dst": _PREFIX4, "ipv6_src": _PREFIX6, "ipv6_dst": _PREFIX6,
-    "ip_proto": {"oneOf": [{"type": "string", "enum": sorted(config.IP_PROTOS)},
-                           {"type": "integer", "minimum": 0, "maximum": 255}]},
-    "src_port": {"type": "integer", "minimum": 1, "maximum": 65535},
-    "dst_port": {"type": "integer", "minimum": 1, "maximum": 65535},
-}
-
-_CAPTURE_INPUT = {
-    "type": "object", "additionalProperties": False, "required": ["name"],
-    "description": "Packets matching every given field go into the tunnel. Rules without IP "
-                   "prefixes apply to IPv4 and IPv6; src_port/dst_port need ip_proto tcp/udp.",
-    "properties": dict({
-        "name": _NAME,
-        "in_port": {"description": "role (lan, wan, local) or configured port; default: any "
-                                   "port but the tunnel",
-                    # a role name matches the string branch as well
-                    "oneOf": [_PORT_REF, {"type": "array", "minItems": 1, "items": _PORT_REF}]},
-    }, **_MATCH),
-}
-
-_FILTER = {"type": "object", "nullable": True, "additionalProperties": False,
-           "properties": _MATCH, "description": "copy only matching packets"}
-
-_LOCAL_DESTINATION = {
-    "type": "object", "additionalProperties": False, "required": ["port"],
-    "properties": {
-        "port": {"description": "an analyzer port (no role): it carries only copies",
-                 **_PORT_REF},
-        "vlan": {"type": "integer", "minimum": 0, "maximum": 4094, "nullable": True,
-                 "description": "push this 802.1Q tag on the copies"},
-        "eth_dst": {"type": "string", "nullable": True,
-                    "pattern": "^%s$" % config.MAC_RE.pattern,
-                    "description": "rewrite the copies' destination MAC"}}}
-_REMOTE_FIELDS = {
-    "erspan": {"version": {"type": "integer", "enum": [1, 2]},
-               "session_id": {"type": "integer", "minimum": 0, "maximum": 1023},
-               "index": {"type": "integer", "minimum": 0, "maximum": 2**20 - 1,
-                         "description": "version 1 only (default 0)"},
-               "direction": {"type": "string", "enum": list(remote.ERSPAN_DIRECTIONS),
-                             "description": "version 2 only (default ingress)"},
-               "hwid": {"type": "integer", "minimum": 0, "maximum": 63,
-                        "description": "version 2 only (default 0)"}},
-    "gre": {"key": {"type": "integer", "minimum": 0, "maximum": 2**32 - 1}},
-    "vxlan": {"vni": {"type": "integer", "minimum": 0, "maximum": 2**24 - 1}},
-}
+TEXT, INT, BOOL = Text(), Int(), Bool()
+NULLABLE_TEXT, NULLABLE_INT = TEXT.but(nullable=True), INT.but(nullable=True)
 
 
-def _remote_destination(kind, fields):
-    required = ["remote_ip"] + (["version", "session_id"] if kind == "erspan" else [])
-    return {"type": "object", "additionalProperties": False, "required": [kind],
-            "properties": {kind: {
-                "type": "object", "additionalProperties": False, "required": required,
-                "description": "a remote analyzer reached over %s" % kind.upper(),
-                "properties": dict(
-                    remote_ip={"type": "string", "description": "IPv4 or IPv6 unicast"},
-                    mtu={"type": "integer", "minimum": 576, "maximum": 65535,
-                         "default": remote.DEFAULT_MTU,
-                         "description": "the underlay's path MTU: longer copies are cut "
-                                        "to fit before encapsulation"},
-                    **fields)}}}
+def _answer(*fields, **kw):
+    """An answer's object: the keys given, and maybe more in a later version."""
+    return Record(*fields, closed=False, **kw)
 
 
-_MIRROR_INPUT = {
-    "type": "object", "additionalProperties": False,
-    "required": ["name", "sources", "destinations"],
-    "properties": {
-        "name": _NAME,
-        "sources": {"type": "array", "minItems": 1, "items": {
-            "type": "object", "additionalProperties": False, "required": ["port"],
-            "properties": {
-                "port": {"description": "a port, or a role: lan, wan, tunnel, local",
-                         **_PORT_REF},
-                "direction": {"type": "string", "enum": list(config.DIRECTIONS),
-                              "default": "both"}}}},
-        "destinations": {"type": "array", "minItems": 1, "items": {"oneOf": [
-            _LOCAL_DESTINATION] + [_remote_destination(kind, fields)
-                                   for kind, fields in _REMOTE_FIELDS.items()]}},
-        "filter": _FILTER,
-        "snaplen": {"type": "integer", "minimum": 64, "maximum": 65535, "nullable": True,
-                    "description": "truncate copies to this many bytes"},
-        "rate_limit": {"type": "object", "nullable": True, "additionalProperties": False,
-                       "minProperties": 1, "maxProperties": 1,
-                       "description": "cap the copies (never the original): one of pps, kbps",
-                       "properties": {"pps": {"type": "integer", "minimum": 1},
-                                      "kbps": {"type": "integer", "minimum": 1}}},
-    },
-}
-
-_COUNTS = {"type": "object", "required": ["packets", "bytes"],
-           "properties": {"packets": {"type": "integer"}, "bytes": {"type": "integer"}}}
-_DESTINATION_COUNTS = dict(
-    _COUNTS, description="per destination: a port, or a remote analyzer as kind:ip/key")
+def _required(*names_and_nodes):
+    return [Field(name, node, required=True) for name, node in names_and_nodes]
 
 
-def _stored(schema, counters):
-    out = copy.deepcopy(schema)
-    out["additionalProperties"] = False
-    out["required"] = sorted(set(out.get("required", [])) | {"source"})
-    out["properties"]["source"] = {"type": "string", "enum": ["config", "api"],
-                                   "description": "config: from the YAML file (read-only "
-                                                  "here); api: made over REST"}
-    out["properties"]["counters"] = counters
-    return out
+_COUNTS = _answer(*_required(("packets", INT), ("bytes", INT)))
 
 
-_CAPTURE = _stored(_CAPTURE_INPUT, dict(_COUNTS, description="packets captured by the rule"))
-_MIRROR = _stored(_MIRROR_INPUT, {
-    "type": "object", "required": ["packets", "bytes", "rate_limited", "destinations"],
-    "description": "copies delivered (group/bucket counts less the meter's drops)",
-    "properties": dict(_COUNTS["properties"], rate_limited={"type": "integer"},
-                       truncated={"type": "integer", "description": "remote copies cut to "
-                                  "fit a path MTU (all remote destinations of the session)"},
-                       destinations={"type": "object",
-                                     "additionalProperties": _DESTINATION_COUNTS})})
-_OVS_SETTINGS = {
-    "type": "object", "required": ["ok"],
-    "description": "the OVS settings sggw depends on, as last checked through OVSDB",
-    "properties": {
-        "ok": {"type": "boolean"},
-        "error": {"type": "string", "description": "why they could not be checked"},
-        "problems": {"type": "array", "items": {"type": "string"}},
-        "fix": {"type": "string", "description": "the ovs-vsctl command that fixes them"}}}
-_ROLE = {"type": "string", "enum": ["master", "slave", "equal"],
-         "description": "in a cluster: the OpenFlow role the switch granted this instance "
-                        "(equal: a new connection whose MASTER request was refused)"}
+def _stored(record, counters):
+    """An object as the API shows it: what was sent, where it comes from, its counters."""
+    return record.derived(add=(
+        Field("source", Choice(("config", "api"),
+                               description="config: from the YAML file (read-only here); "
+                                           "api: made over REST"), required=True),
+        Field("counters", counters)))
+
+
+_OVS_SETTINGS = _answer(
+    Field("ok", BOOL, required=True),
+    Field("error", Text(description="why they could not be checked")),
+    Field("problems", ListOf(TEXT)),
+    Field("fix", Text(description="the ovs-vsctl command that fixes them")),
+    description="the OVS settings sggw depends on, as last checked through OVSDB")
+_ROLE = Choice(("master", "slave", "equal"),
+               description="in a cluster: the OpenFlow role the switch granted this instance "
+                           "(equal: a new connection whose MASTER request was refused)")
+_STATES = ("connecting", "programmed", "failed", "repairing", "standby", "fenced")
+_SWITCH_HEALTH = _answer(
+    Field("connected", BOOL),
+    Field("state", Choice(_STATES, nullable=True)),
+    Field("error", NULLABLE_TEXT),
+    Field("answering", BOOL.but(nullable=True)),
+    Field("learned_tables_bounded", BOOL.but(nullable=True)),
+    Field("ovs_settings", _OVS_SETTINGS.but(nullable=True)),
+    Field("intruders", Ref("Intruders")),
+    Field("remote_destinations", ListOf(
+        _answer(*(Field(name, TEXT, required=name in ("session", "destination", "state"))
+                  for name in ("session", "destination", "state", "error", "via", "source",
+                               "next_hop", "mac"))),
+        description="what copies to each remote analyzer meet in the underlay: state ok, "
+                    "unroutable, unresolved or unknown")),
+    Field("role", _ROLE))
+_CLUSTER = _answer(
+    Field("name", TEXT),
+    Field("role", Choice(("master", "standby", "electing"))),
+    Field("generation", INT.but(nullable=True, description="the OpenFlow role generation_id")),
+    Field("store", ListOf(TEXT)),
+    Field("store_connected", BOOL),
+    Field("store_error", Text(nullable=True, description="while not connected: why, per "
+                                                         "member (refused certificate, no "
+                                                         "answer, ...)")),
+    Field("master", NULLABLE_TEXT),
+    Field("master_api", NULLABLE_TEXT),
+    description="only in a cluster of controllers")
+_KEPT = _answer(*_required(("switch", TEXT), ("kind", Choice(("captures", "mirrors"))),
+                           ("name", TEXT), ("reason", TEXT)))
+_PATH = _answer(
+    *_required(
+        ("reply", _answer(
+            Field("family", Choice((4, 6))), Field("src", TEXT), Field("dst", TEXT),
+            Field("proto", AnyOf(TEXT, INT)), Field("src_port", INT),
+            Field("dst_port", INT), Field("vlan", NULLABLE_INT),
+            Field("from", Choice(("tunnel", "wire"))))),
+        ("to", _answer(Field("port_no", NULLABLE_INT), Field("port", NULLABLE_TEXT),
+                       Field("eth_dst", NULLABLE_TEXT), Field("eth_src", NULLABLE_TEXT))),
+        ("packets", NULLABLE_INT), ("bytes", NULLABLE_INT),
+        ("duration", INT.but(nullable=True, description="seconds since learned (null with "
+                                                        "conntrack, which keeps no counters "
+                                                        "either)")),
+        ("idle_timeout", INT),
+        ("idle_age", INT.but(nullable=True, description="seconds since the path last carried "
+                                                        "a reply. learn(): watched by the "
+                                                        "controller between listings (null "
+                                                        "the first time a used path is seen; "
+                                                        "then a lower bound until its counter "
+                                                        "moves). conntrack: from the time "
+                                                        "left before the entry expires"))),
+    description="A learned reverse path: the reply it waits for and where it sends it.")
+
 _SCHEMAS = {
-    "Error": {"type": "object", "additionalProperties": False, "required": ["error", "field"],
-              "properties": {"error": {"type": "string"},
-                             "field": {"type": "string", "nullable": True,
-                                       "description": "the key path of the bad input"}}},
-    "Health": {"type": "object", "required": ["status", "switches"], "properties": {
-        "status": {"type": "string", "enum": ["ok", "degraded"]},
-        "switches": {"type": "object", "additionalProperties": {
-            "type": "object", "properties": {
-                "connected": {"type": "boolean"},
-                "state": {"type": "string", "nullable": True,
-                          "enum": ["connecting", "programmed", "failed", "repairing", "standby",
-                                   "fenced", None]},
-                "error": {"type": "string", "nullable": True},
-                "answering": {"type": "boolean", "nullable": True},
-                "learned_tables_bounded": {"type": "boolean", "nullable": True},
-                "ovs_settings": dict(_OVS_SETTINGS, nullable=True),
-                "intruders": {"$ref": "#/components/schemas/Intruders"},
-                "remote_destinations": {
-                    "type": "array", "description": "what copies to each remote analyzer "
-                    "meet in the underlay: state ok, unroutable, unresolved or unknown",
-                    "items": {"type": "object",
-                              "required": ["session", "destination", "state"],
-                              "properties": {k: {"type": "string"} for k in (
-                                  "session", "destination", "state", "error", "via",
-                                  "source", "next_hop", "mac")}}},
-                "role": _ROLE}}},
-        "cluster": {
-            "type": "object", "description": "only in a cluster of controllers",
-            "properties": {
-                "name": {"type": "string"},
-                "role": {"type": "string", "enum": ["master", "standby", "electing"]},
-                "generation": {"type": "integer", "nullable": True,
-                               "description": "the OpenFlow role generation_id"},
-                "store": {"type": "array", "items": {"type": "string"}},
-                "store_connected": {"type": "boolean"},
-                "store_error": {"type": "string", "nullable": True,
-                                "description": "while not connected: why, per member "
-                                "(refused certificate, no answer, ...)"},
-                "master": {"type": "string", "nullable": True},
-                "master_api": {"type": "string", "nullable": True}}},
-        "kept_not_applied": {
-            "type": "array", "description": "REST-made objects kept in the state file that "
-            "the config does not fit now; applied again once it does",
-            "items": {"type": "object", "required": ["switch", "kind", "name", "reason"],
-                      "properties": {"switch": {"type": "string"},
-                                     "kind": {"type": "string",
-                                              "enum": ["captures", "mirrors"]},
-                                     "name": {"type": "string"},
-                                     "reason": {"type": "string"}}}}}},
-    "Intruders": {
-        "type": "array", "description": "other connections claiming this datapath id: "
-                                        "left unprogrammed",
-        "items": {"type": "object", "properties": {
-            "address": {"type": "string"}, "bridge": {"type": "string", "nullable": True}}}},
-    "Switch": {"type": "object", "required": ["name", "dp_id", "connected"], "properties": {
-        "name": {"type": "string"}, "dp_id": {"type": "string"},
-        "connected": {"type": "boolean"},
-        "state": {"type": "string",
-                  "enum": ["connecting", "programmed", "failed", "repairing", "standby",
-                           "fenced"]},
-        "error": {"type": "string", "nullable": True},
-        "packet_ins": {"type": "integer"}, "neighbour_probes": {"type": "integer"},
-        "learned_tables_bounded": {"type": "boolean"},
-        "answering": {"type": "boolean"},
-        "ovs_settings": _OVS_SETTINGS,
-        "intruders": {"$ref": "#/components/schemas/Intruders"}, "role": _ROLE,
-        "ports": {"type": "array", "items": {
-            "type": "object", "required": ["port_no", "name", "role", "up"], "properties": {
-                "port_no": {"type": "integer"}, "name": {"type": "string"},
-                "role": {"type": "string", "nullable": True,
-                         "enum": ["lan", "wan", "tunnel", "local", None]},
-                "up": {"type": "boolean"}}}}}},
-    "CaptureRuleInput": _CAPTURE_INPUT,
-    "CaptureRule": _CAPTURE,
-    "MirrorInput": _MIRROR_INPUT,
-    "Mirror": _MIRROR,
-    "Paths": {"type": "object", "required": ["total", "paths"], "properties": {
-        "total": {"type": "integer"},
-        "paths": {"type": "array", "items": {"$ref": "#/components/schemas/Path"}}}},
-    "Path": {
-        "type": "object", "required": ["reply", "to", "packets", "bytes", "duration",
-                                       "idle_timeout", "idle_age"],
-        "description": "A learned reverse path: the reply it waits for and where it sends it.",
-        "properties": {
-            "reply": {"type": "object", "properties": {
-                "family": {"type": "integer", "enum": [4, 6]},
-                "src": {"type": "string"}, "dst": {"type": "string"},
-                "proto": {"oneOf": [{"type": "string"}, {"type": "integer"}]},
-                "src_port": {"type": "integer"}, "dst_port": {"type": "integer"},
-                "vlan": _NULLABLE_INT,
-                "from": {"type": "string", "enum": ["tunnel", "wire"]}}},
-            "to": {"type": "object", "properties": {
-                "port_no": _NULLABLE_INT, "port": {"type": "string", "nullable": True},
-                "eth_dst": {"type": "string", "nullable": True},
-                "eth_src": {"type": "string", "nullable": True}}},
-            "packets": _NULLABLE_INT, "bytes": _NULLABLE_INT,
-            "duration": {"type": "integer", "nullable": True,
-                         "description": "seconds since learned (null with conntrack, which "
-                                        "keeps no counters either)"},
-            "idle_timeout": {"type": "integer"},
-            "idle_age": {"type": "integer", "nullable": True,
-                         "description": "seconds since the path last carried a reply. "
-                                        "learn(): watched by the controller between "
-                                        "listings (null the first time a used path is "
-                                        "seen; then a lower bound until its counter "
-                                        "moves). conntrack: from the time left before "
-                                        "the entry expires"}}},
-    "Flushed": {"type": "object", "required": ["flushed"],
-                "properties": {"flushed": {"type": "integer"}}},
+    "Error": Record(Field("error", TEXT, required=True),
+                    Field("field", Text(nullable=True, description="the key path of the bad "
+                                                                   "input"), required=True)),
+    "Health": _answer(
+        Field("status", Choice(("ok", "degraded")), required=True),
+        Field("switches", MapOf(TEXT, _SWITCH_HEALTH), required=True),
+        Field("cluster", _CLUSTER),
+        Field("kept_not_applied", ListOf(_KEPT, description="REST-made objects kept in the "
+                                                            "state file that the config does "
+                                                            "not fit now; applied again once "
+                                                            "it does"))),
+    "Intruders": ListOf(_answer(Field("address", TEXT), Field("bridge", NULLABLE_TEXT)),
+                        description="other connections claiming this datapath id: left "
+                                    "unprogrammed"),
+    "Switch": _answer(
+        *_required(("name", TEXT), ("dp_id", TEXT), ("connected", BOOL)),
+        Field("state", Choice(_STATES)),
+        Field("error", NULLABLE_TEXT),
+        Field("packet_ins", INT), Field("neighbour_probes", INT),
+        Field("learned_tables_bounded", BOOL),
+        Field("answering", BOOL),
+        Field("ovs_settings", _OVS_SETTINGS),
+        Field("intruders", Ref("Intruders")), Field("role", _ROLE),
+        Field("ports", ListOf(_answer(*_required(
+            ("port_no", INT), ("name", TEXT),
+            ("role", Choice(("lan", "wan", "tunnel", "local"), nullable=True)),
+            ("up", BOOL)))))),
+    "CaptureRuleInput": CAPTURE_RULE,
+    "CaptureRule": _stored(CAPTURE_RULE,
+                           _COUNTS.but(description="packets captured by the rule")),
+    "MirrorInput": MIRROR,
+    "Mirror": _stored(MIRROR, _answer(
+        *_required(("packets", INT), ("bytes", INT), ("rate_limited", INT),
+                   ("destinations", MapOf(TEXT, _COUNTS.but(
+                       description="per destination: a port, or a remote analyzer as "
+                                   "kind:ip/key")))),
+        Field("truncated", INT.but(description="remote copies cut to fit a path MTU (all "
+                                               "remote destinations of the session)")),
+        description="copies delivered (group/bucket counts less the meter's drops)")),
+    "Paths": _answer(*_required(("total", INT), ("paths", ListOf(Ref("Path"))))),
+    "Path": _PATH,
+    "Flushed": _answer(*_required(("flushed", INT))),
 }
 
 _DESCRIPTIONS = {
@@ -337,7 +221,8 @@ def document():
         "info": {"title": "sggw", "version": "1",
                  "description": "A self-learning VPN bump in the wire on Open vSwitch: "
                                 "switches, capture rules, mirror sessions, learned paths."},
-        "components": {"schemas": _SCHEMAS, "securitySchemes": {
+        "components": {"schemas": {name: node.schema(OPENAPI)
+                                   for name, node in _SCHEMAS.items()}, "securitySchemes": {
             "bearer": {"type": "http", "scheme": "bearer",
                        "description": "required when the config sets api.token"}}},
         "security": [{}, {"bearer": []}],
@@ -347,6 +232,9 @@ def document():
             "/v1/openapi.json": {"get": {"summary": "This document",
                                          "responses": _responses(200, {"type": "object"},
                                                                  (401,))}},
+            "/v1/config-schema.json": {"get": {
+                "summary": "The JSON Schema (draft-07) of sggw.yaml, for editors",
+                "responses": _responses(200, {"type": "object"}, (401,))}},
             "/metrics": {"get": {"summary": "Prometheus metrics", "responses": dict(
                 {"200": {"description": "OK", "content": {"text/plain": {
                     "schema": {"type": "string"}}}}},

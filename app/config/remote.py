@@ -5,10 +5,10 @@ A remote destination is written ``{erspan: {remote_ip, version, session_id, ...}
 underlay's path MTU to the analyzer (default 1500). OVS sets DF on the outer packet and never
 fragments, so a copy that would not fit is cut to ``max_len`` before it is encapsulated.
 """
-import ipaddress
 from dataclasses import dataclass
 
-from app.config.fields import ConfigError, integer, join, mapping, show
+from app.config.fields import Address
+from app.config.schema import Choice, ConfigError, Field, Int, Node, Record, join
 
 KINDS = ("erspan", "gre", "vxlan")
 DEFAULT_MTU = 1500
@@ -17,11 +17,6 @@ ERSPAN_DIRECTIONS = ("ingress", "egress")  # ERSPAN v2's direction bit: 0, 1
 # sequence number (8) and the ERSPAN header (v1 8, v2 12); GRE with a key (8); UDP + VXLAN.
 TUNNEL_HEADER = {("erspan", 1): 16, ("erspan", 2): 20, ("gre", None): 8, ("vxlan", None): 16}
 IP_HEADER = {4: 20, 6: 40}
-_KEYS = {
-    "erspan": ("remote_ip", "version", "session_id", "index", "direction", "hwid", "mtu"),
-    "gre": ("remote_ip", "key", "mtu"),
-    "vxlan": ("remote_ip", "vni", "mtu"),
-}
 
 
 @dataclass(frozen=True)
@@ -60,60 +55,85 @@ class Remote:
         return {self.kind: out}
 
 
-def parse(item, path):
-    """A remote destination from ``{kind: {...}}`` (exactly one kind, nothing beside it)."""
-    kinds = [k for k in KINDS if k in item]
-    if len(kinds) != 1 or len(item) != 1:
-        raise ConfigError(path, "a remote destination is exactly one of %s, alone"
-                          % ", ".join(KINDS))
-    kind = kinds[0]
-    where = join(path, kind)
-    value = mapping(item[kind], where, _KEYS[kind], required=("remote_ip",))
-    remote_ip = _address(value["remote_ip"], join(where, "remote_ip"))
-    mtu = integer(value.get("mtu", DEFAULT_MTU), join(where, "mtu"),
-                  1280 if remote_ip.version == 6 else 576, 65535)
-    if kind == "gre":
-        return Remote(kind, remote_ip, _number(value, "key", where, 2**32 - 1, 0), mtu=mtu)
-    if kind == "vxlan":
-        return Remote(kind, remote_ip, _number(value, "vni", where, 2**24 - 1, 0), mtu=mtu)
-    if "version" not in value:
-        raise ConfigError(join(where, "version"), "is required (1 or 2)")
-    version = integer(value["version"], join(where, "version"), 1, 2)
-    if "session_id" not in value:
-        raise ConfigError(join(where, "session_id"), "is required (0..1023)")
-    session_id = _number(value, "session_id", where, 1023, 0)
+class Mtu(Node):
+    """The underlay's path MTU to an analyzer at address ``ctx``: IPv6 needs 1280."""
+
+    def check(self, value, path, address):
+        return Int(1280 if address.version == 6 else 576, 65535).check(value, path, None)
+
+    def describe(self, dialect):
+        return Int(576, 65535).describe(dialect)
+
+
+def _address_and_mtu(read):
+    address = read.get("remote_ip")
+    return address, read.get("mtu", ctx=address)
+
+
+def _erspan(read):
+    address, mtu = _address_and_mtu(read)
+    version, session_id = read.get("version"), read.get("session_id")
     own, other = (("index",), ("direction", "hwid")) if version == 1 \
         else (("direction", "hwid"), ("index",))
     for name in other:
-        if name in value:
-            raise ConfigError(join(where, name), "is an ERSPAN v%d field; "
-                              "version %d has %s" % (3 - version, version,
-                                                     " and ".join(own)))
+        if name in read.value:
+            raise read.error(name, "is an ERSPAN v%d field; version %d has %s"
+                             % (3 - version, version, " and ".join(own)))
     if version == 1:
-        return Remote(kind, remote_ip, session_id, version=1,
-                      index=_number(value, "index", where, 2**20 - 1, 0), mtu=mtu)
-    direction = value.get("direction", "ingress")
-    if direction not in ERSPAN_DIRECTIONS:
-        raise ConfigError(join(where, "direction"), "expected ingress or "
-                          "egress, got %s" % show(direction))
-    return Remote(kind, remote_ip, session_id, version=2, direction=direction,
-                  hwid=_number(value, "hwid", where, 63, 0), mtu=mtu)
+        return Remote("erspan", address, session_id, version=1, index=read.get("index"),
+                      mtu=mtu)
+    return Remote("erspan", address, session_id, version=2, direction=read.get("direction"),
+                  hwid=read.get("hwid"), mtu=mtu)
 
 
-def _number(value, name, where, high, default):
-    return integer(value.get(name, default), join(where, name), 0, high)
+def _keyed(kind, key_name):
+    def build(read):
+        address, mtu = _address_and_mtu(read)
+        return Remote(kind, address, read.get(key_name), mtu=mtu)
+    return build
 
 
-def _address(value, path):
-    try:
-        if not isinstance(value, str):
-            raise ValueError(value)
-        address = ipaddress.ip_address(value)
-    except ValueError:
-        raise ConfigError(path, "expected an IPv4 or IPv6 address, got %s"
-                          % show(value)) from None
-    if (address.is_multicast or address.is_unspecified or address.is_loopback
-            or address.is_link_local):
-        raise ConfigError(path, "%s is not a unicast address an analyzer can have"
-                          % address)
-    return address
+def _fields(*fields):
+    return (Field("remote_ip", Address(unicast=True, description="IPv4 or IPv6 unicast"),
+                  required=True),) + fields + (
+        Field("mtu", Mtu(default=DEFAULT_MTU,
+                         description="the underlay's path MTU: longer copies are cut to fit "
+                                     "before encapsulation")),)
+
+
+def _over(kind):
+    return "a remote analyzer reached over %s" % kind.upper()
+
+
+KIND = {
+    "erspan": Record(*_fields(
+        Field("version", Int(1, 2), required="is required (1 or 2)"),
+        Field("session_id", Int(0, 1023), required="is required (0..1023)"),
+        Field("index", Int(0, 2**20 - 1, default=0, description="version 1 only")),
+        Field("direction", Choice(ERSPAN_DIRECTIONS, "ingress or egress",
+                                  default="ingress", description="version 2 only")),
+        Field("hwid", Int(0, 63, default=0, description="version 2 only"))),
+        build=_erspan, description=_over("erspan")),
+    "gre": Record(*_fields(Field("key", Int(0, 2**32 - 1, default=0))),
+                  build=_keyed("gre", "key"), description=_over("gre")),
+    "vxlan": Record(*_fields(Field("vni", Int(0, 2**24 - 1, default=0))),
+                    build=_keyed("vxlan", "vni"), description=_over("vxlan")),
+}
+
+
+class RemoteDestination(Node):
+    """``{kind: {...}}``: exactly one kind, nothing beside it."""
+
+    def check(self, value, path, ctx):
+        kinds = [k for k in KINDS if k in value]
+        if len(kinds) != 1 or len(value) != 1:
+            raise ConfigError(path, "a remote destination is exactly one of %s, alone"
+                              % ", ".join(KINDS))
+        return KIND[kinds[0]].check(value[kinds[0]], join(path, kinds[0]), ctx)
+
+    def describe(self, dialect):
+        return {"oneOf": [Record(Field(kind, KIND[kind], required=True)).schema(dialect)
+                          for kind in KINDS]}
+
+
+DESTINATION = RemoteDestination()
