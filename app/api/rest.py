@@ -1,7 +1,8 @@
 """The REST API, served by Ryu's WSGI server in the controller process.
 
 Resource URLs under ``/v1`` (``/metrics`` is Prometheus text), described by the OpenAPI
-document at ``/v1/openapi.json``. Every answer is JSON; errors are
+document at ``/v1/openapi.json``; ``/v1/config-schema.json`` is the JSON Schema of
+``sggw.yaml``. Every answer is JSON; errors are
 ``{"error": ..., "field": ...}`` with the right 4xx (or 5xx when the switch is the
 problem). Handlers only translate HTTP: the work is done by :class:`app.api.service.Sggw`.
 """
@@ -11,6 +12,7 @@ import logging
 
 from ryu.app.wsgi import ControllerBase, Response, route
 
+from app import config
 from app.api.openapi import document
 from app.api.service import ApiError
 
@@ -111,6 +113,10 @@ class RestApi(ControllerBase):
     @route(API, "/v1/openapi.json")
     def openapi(self, req, **_):
         return self.answer(req, GET=lambda: json_response(document()))
+
+    @route(API, "/v1/config-schema.json")
+    def config_schema(self, req, **_):
+        return self.answer(req, GET=lambda: json_response(config.json_schema()))
 
     @route(API, "/metrics")
     def metrics(self, req, **_):

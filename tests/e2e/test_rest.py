@@ -4,8 +4,11 @@ import os
 import subprocess
 import sys
 
+import jsonschema_rs
 import pytest
 
+from app.config import strict_yaml
+from testbed.controller import ROOT
 from testbed.proc import wait_for
 from testbed.sniff import Sniffer
 from testbed.topology import FAR_V4, TwoSites
@@ -256,3 +259,16 @@ def test_fuzzing_the_api_finds_no_server_error_and_no_contract_violation(bed):
     assert done.returncode == 0, done.stdout[-6000:] + done.stderr[-2000:]
     assert "Traceback" not in bed.controller.log()
     assert call(bed, "GET", "/v1/health")[1]["status"] == "ok"
+
+
+def test_the_config_schema_is_served_and_the_running_config_passes_it(bed):
+    """GET /v1/config-schema.json: the JSON Schema editors check sggw.yaml with, the same as
+    the copy shipped in the package, and the bed's own config file passes it."""
+    status, served = call(bed, "GET", "/v1/config-schema.json")
+    assert status == 200
+    with open(os.path.join(ROOT, "app", "config", "sggw.schema.json")) as handle:
+        assert served == json.load(handle)
+    with open(bed.config_path) as handle:
+        running = strict_yaml.load(handle.read())
+    assert [e.message for e in jsonschema_rs.Draft7Validator(served).iter_errors(running)] == []
+    assert call(bed, "GET", "/v1/config-schema.json", token="wrong-token-value")[0] == 401
