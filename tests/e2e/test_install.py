@@ -54,6 +54,21 @@ def test_the_installed_code_is_the_venvs_not_the_checkouts(venv, tmp_path):
     assert all(path.startswith(os.path.join(venv, "lib")) for path in where), where
 
 
+def test_the_install_holds_the_checkouts_files_and_no_other(venv, tmp_path):
+    """Every module and data file of app/ is installed (setup.cfg's packages and package_data
+    name them all), and nothing that the checkout does not have (a module moved away and left
+    in build/)."""
+    installed = subprocess.run(
+        [command(venv, "python"), "-c", "import app, os; print(os.path.dirname(app.__file__))"],
+        cwd=tmp_path, capture_output=True, text=True, check=True, env={}).stdout.strip()
+
+    def files(top):
+        return {os.path.relpath(os.path.join(where, name), top)
+                for where, _, names in os.walk(top) if "__pycache__" not in where
+                for name in names}
+    assert files(installed) == files(os.path.join(ROOT, "app"))
+
+
 def test_check_config_says_what_python_m_app_config_says(venv, tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("datapaths:\n  a: {dp_id: 1, ports: {lan: [1], wan: 2}, extra: 3}\n")
