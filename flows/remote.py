@@ -9,6 +9,15 @@ before encapsulation) and counts them with the session's cut meter: a meter whos
 never reached, because OVS counts a check_pkt_larger branch's flows for every packet of
 both branches, and a datapath meter counts only the packets that pass it. A session's own
 snaplen, when it is not longer than ``max_len``, cuts every copy instead.
+
+Every copy leaves through ``output(port=N,max_len=L)``, the whole ones with ``L`` =
+:data:`WHOLE` (longer than any frame). A plain ``output`` to a tunnel port makes OVS 3.1
+translate the underlay inline and leave a "tunnel header added" entry in the datapath
+flow's stats cache with no matching "removed": from the flow's second packet on, every
+group, bucket and flow translated after the copy (the session's group, the next
+destination, the next session) is credited the outer header's bytes too (50 per ERSPAN v1
+copy). With ``max_len`` OVS pushes the header and recirculates instead, and every counter
+stays exact.
 """
 from ryu.ofproto import ofproto_v1_3 as ofp
 from ryu.ofproto import ofproto_v1_3_parser as parser
@@ -20,6 +29,7 @@ from flows.ofp import (
 from flows.tables import MIRROR_TRIM, REG_CUT, REG_MIRROR_PORT, REG_SESSION
 
 NEVER_REACHED_PPS = 1_000_000_000  # the cut meter's rate: it only counts
+WHOLE = 0xFFFF  # max_len of a copy sent whole: no frame is longer
 # A frame no analyzer takes for traffic: broadcast, IEEE local experimental EtherType.
 PROBE_FRAME = bytes.fromhex("ffffffffffff" "020000000000" "88b5") + b"sggw underlay probe"
 
@@ -45,7 +55,8 @@ def trim_flows(session_id, dest_id, port, remote, snaplen, cookie):
     return [flow(MIRROR_TRIM, 20, match(**selected, **{REG_CUT: (1, 1)}),
                  fields + [output_truncated(port, remote.max_len)],
                  meter=tables.cut_meter(session_id), cookie=cookie),
-            flow(MIRROR_TRIM, 10, match(**selected), fields + [output(port)], cookie=cookie)]
+            flow(MIRROR_TRIM, 10, match(**selected), fields + [output_truncated(port, WHOLE)],
+                 cookie=cookie)]
 
 
 def cut_meter(session):

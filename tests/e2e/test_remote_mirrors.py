@@ -97,6 +97,78 @@ def test_every_kind_gets_exactly_one_copy_of_every_packet(bed):
     assert tunnel_ports(bed) == []  # the session is gone, and so are its tunnel ports
 
 
+# every kind over IPv4 and over IPv6, each with a key of its own
+EVERY_KIND = [
+    {"erspan": {"remote_ip": ANALYZER_V4, "version": 1, "session_id": 11, "index": 1}},
+    {"erspan": {"remote_ip": ANALYZER_V6, "version": 1, "session_id": 12, "index": 1}},
+    {"erspan": {"remote_ip": ANALYZER_V4, "version": 2, "session_id": 13}},
+    {"erspan": {"remote_ip": ANALYZER_V6, "version": 2, "session_id": 14}},
+    {"gre": {"remote_ip": ANALYZER_V4, "key": 21}},
+    {"gre": {"remote_ip": ANALYZER_V6, "key": 22}},
+    {"vxlan": {"remote_ip": ANALYZER_V4, "vni": 31}},
+    {"vxlan": {"remote_ip": ANALYZER_V6, "vni": 32}},
+]
+
+
+def _destination(dest):
+    """(REST's name, the decoder's (kind, key)) of a remote destination."""
+    (kind, fields), = dest.items()
+    key = fields.get("session_id", fields.get("key", fields.get("vni")))
+    address = fields["remote_ip"]
+    return "%s:%s/%d" % (kind, "[%s]" % address if ":" in address else address, key), \
+        (kind, key)
+
+
+def test_every_counter_is_what_the_analyzers_received(bed):
+    """Each destination's packets and bytes, the session's and /metrics' are the copies
+    and the inner bytes the analyzers received; also for a port destination after remote
+    ones, and for a session whose copies are made after another session's remote ones
+    (OVS 3.1 credited those with the outer headers of the copies before them)."""
+    ana = bed["ana1"]
+    icmp = {"ip_proto": "icmp"}
+    with session(bed, "exact", both(bed), EVERY_KIND + [{"port": ana.outside}],
+                 filter=icmp), \
+            session(bed, "next", both(bed), [{"port": ana.outside}], filter=icmp):
+        with watching(bed, "icmp") as cap:
+            assert bed["hostA"].ping(bed["serverB"].ipv4, count=10, interval=0.05) == 10
+        wire = [bytes(p) for p in cap["wire"].packets]
+        want = {"packets": len(wire), "bytes": sum(map(len, wire))}
+        assert want == {"packets": 20, "bytes": 20 * 98}
+        counted = wait_for(lambda: _all_counted(bed, ("exact", "next"), want["packets"]), 10,
+                           what="every copy counted")
+        metrics = bed.controller.call("GET", "/metrics")[1]
+    assert Counter(bytes(p) for p in cap["local"].packets) == \
+        Counter({f: 2 for f in wire})  # one copy from each session
+    exact = counted["exact"]
+    assert exact["destinations"][ana.outside] == want
+    assert counted["next"]["destinations"] == {ana.outside: want}
+    for name in counted:
+        assert {k: counted[name][k] for k in want} == want, name
+        for family, value in (("packets", want["packets"]), ("bytes", want["bytes"])):
+            assert 'sggw_mirror_%s_total{datapath="site-a",session="%s"} %d' \
+                % (family, name, value) in metrics, (family, name)
+    got = copies(cap["remote"])
+    for dest in EVERY_KIND:
+        name, key = _destination(dest)
+        received = [c["inner"] for c in got.get(key, ()) if is_traffic(Ether(c["inner"]))]
+        assert Counter(received) == Counter(wire), name
+        assert exact["destinations"][name] == \
+            {"packets": len(received), "bytes": sum(map(len, received))}, name
+
+
+def _all_counted(bed, sessions, packets):
+    """{session: counters} once every destination of each counts ``packets`` copies."""
+    found = {}
+    for name in sessions:
+        status, body = api(bed, "GET", "/" + name)
+        counters = body["counters"] if status == 200 else {"destinations": {}}
+        if not counters["destinations"] or any(
+                d["packets"] < packets for d in counters["destinations"].values()):
+            return None
+        found[name] = counters
+    return found
+
+
 SINK = ("import socket\nserver = socket.create_server(('', 5201))\nprint('ready', flush=True)\n"
         "conn, _ = server.accept()\ncount = 0\nwhile data := conn.recv(65536):\n"
         "    count += len(data)\nconn.sendall(str(count).encode())\nconn.close()\n")
