@@ -8,6 +8,8 @@ block here; the app's event handlers feed every reply, error and barrier into
 from ryu.lib import hub
 from ryu.ofproto import ofproto_v1_3 as ofp
 
+from app import streaming
+
 TIMEOUT = 10.0
 
 
@@ -54,12 +56,22 @@ def _code_name(type_name, code):
 
 
 class _Waiter:
-    def __init__(self, each=None):
+    def __init__(self, take=None, each=None):
         self.event = hub.Event()
         self.replies = []
         self.errors = []
-        self.take = each or self.replies.append  # what becomes of each reply
-        self.failure = None  # what ``take`` raised
+        self.take = take or self.replies.append  # what becomes of each reply
+        self.each = each  # what becomes of each entry of a streamed reply (app.streaming)
+        self.failure = None  # what ``take`` or ``each`` raised
+
+    def feed(self, entry):
+        """One entry of a streamed reply, from the receive loop: it must never raise."""
+        if self.failure is not None:
+            return
+        try:
+            self.each(entry)
+        except Exception as exc:  # noqa: BLE001 -- its caller must not wait for nothing
+            self.failure = exc
 
 
 class Channel:
@@ -98,9 +110,7 @@ class Channel:
             waiter.take(msg)
         except Exception as exc:  # noqa: BLE001 -- its caller must not wait for nothing
             waiter.failure = exc
-            self._waiters.pop(xid).event.set()
-            return True
-        if not getattr(msg, "flags", 0) & ofp.OFPMPF_REPLY_MORE:
+        if waiter.failure is not None or not getattr(msg, "flags", 0) & ofp.OFPMPF_REPLY_MORE:
             self._waiters.pop(xid).event.set()
         return True
 
@@ -174,11 +184,9 @@ class Channel:
 
     def stream(self, req, each, timeout=None):
         """Send a multipart request and call ``each(item)`` for every item of every reply
-        as it arrives, so a huge answer (100k flows) is never held in memory at once."""
-        def take(reply):
-            for item in reply.body:
-                each(item)
-        waiter = _Waiter(take)
+        while the reply is parsed (:mod:`app.streaming`), so a huge answer (100k flows) is
+        never held in memory: only what ``each`` keeps stays."""
+        waiter = _Waiter(take=lambda reply: None, each=each)  # its body came through each
         self._await(self._send_request(req, waiter), waiter, [], timeout)
 
     def stats(self, req, timeout=None):
@@ -226,8 +234,11 @@ class Channel:
         req.datapath = self.datapath
         xid = self.datapath.set_xid(req)
         self._waiters[xid] = waiter
+        if waiter.each is not None:
+            streaming.register(self.datapath, xid, waiter.feed)
         if not self.datapath.send_msg(req):
             self._waiters.pop(xid, None)
+            streaming.unregister(self.datapath, xid)
             raise SwitchError("not connected")
         return xid
 
@@ -238,6 +249,7 @@ class Channel:
                 waiter.event.wait()
         finally:
             self._waiters.pop(xid, None)
+            streaming.unregister(self.datapath, xid)
             for member in member_xids:
                 self._members.pop(member, None)
         if waiter.errors:
