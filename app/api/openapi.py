@@ -90,7 +90,7 @@ _PATH = _answer(
         ("idle_age", INT.but(nullable=True, description="seconds since the path last carried "
                                                         "a reply. learn(): watched by the "
                                                         "controller between listings (null "
-                                                        "the first time a used path is seen; "
+                                                        "the first time a used path is listed; "
                                                         "then a lower bound until its counter "
                                                         "moves). conntrack: from the time "
                                                         "left before the entry expires"))),
@@ -256,8 +256,9 @@ def document():
                                                       "MirrorInput"),
             "/v1/switches/{dp}/paths": {
                 "parameters": _params("dp"),
-                "get": {"summary": "Learned reverse paths, with idle age and counters",
-                        "parameters": _params("limit"),
+                "get": {"summary": "Learned reverse paths, with idle age and counters "
+                                   "(optionally by port/host)",
+                        "parameters": _params("limit", "port", "host"),
                         "responses": _responses(200, _ref("Paths"), (400, 401, 404, 503))},
                 "delete": {"summary": "Flush learned reverse paths (optionally by port/host)",
                            "parameters": _params("port", "host"),

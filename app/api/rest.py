@@ -166,7 +166,8 @@ class RestApi(ControllerBase):
             limit = req.GET.get("limit", "1000")
             if not limit.isdigit() or not 1 <= int(limit) <= 1_000_000:
                 raise ApiError(400, "limit must be a number from 1 to 1000000", "limit")
-            return json_response(self.sggw.paths(self.sggw.resolve_dp(dp), int(limit)))
+            return json_response(self.sggw.paths(self.sggw.resolve_dp(dp), int(limit),
+                                                 req.GET.get("port"), req.GET.get("host")))
         return self.answer(req, GET=listing, DELETE=lambda: json_response(
             self.sggw.flush_paths(self.sggw.resolve_dp(dp), req.GET.get("port"),
                                   req.GET.get("host"))))

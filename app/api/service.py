@@ -29,6 +29,7 @@ LOG = logging.getLogger("sggw")
 CONFIG_KEY = {"captures": "capture", "mirrors": "mirrors"}  # Datapath attribute per kind
 NOUN = {"captures": "capture rule", "mirrors": "mirror session"}
 LIST_TIMEOUT = 120  # seconds for listing learned paths
+MAX_TRACKED = 10_000  # learned paths whose activity is remembered between listings
 HEALTH_KEYS = ("connected", "state", "error", "answering", "learned_tables_bounded",
                "ovs_settings")
 
@@ -328,73 +329,62 @@ class Sggw:
 
     # --- learned reverse paths --------------------------------------------------------------
 
-    def paths(self, name, limit):
+    def paths(self, name, limit, port=None, host=None):
+        """The newest ``limit`` learned reverse paths (optionally only those whose replies
+        go out of ``port``, or to or from ``host``) and how many there are. Only the newest
+        are kept while the dump streams in: memory follows ``limit``, not the table."""
         switch = self._connected(name)
+        selected = self._path_filter(switch, name, port, host)
         names = dict(switch.portmap.switch_ports)
         if switch.conntrack:
             try:
                 # OVS sweeps expired entries only every 5 s and dumps them meanwhile with
                 # timeout=0; they no longer carry replies, so they are not paths
                 found = [_describe_connection(e, switch, names) for e in switch.connections()
-                         if e["timeout"] > 0]
+                         if e["timeout"] > 0 and selected.connection(e)]
             except SwitchError as exc:
                 raise ApiError(503, "switch %s: %s" % (name, exc)) from None
             found.sort(key=lambda p: (p["idle_age"], p["reply"]["src"]))
             return {"total": len(found), "paths": found[:limit]}
         now = time.monotonic()
-        seen = {}
         newest = _Smallest(limit)
 
-        def take(entry):  # every path's activity is tracked; only the kept ones described
-            key = (repr(sorted(entry.match.items())), entry.cookie)
-            seen[key] = _activity(switch.path_activity.get(key), entry, now)
-            _, since, first = seen[key]
-            idle_age = None if first == now and since is None else round(now - (since or first))
+        def take(entry):
             source = entry.match.get("ipv4_src") or entry.match.get("ipv6_src") or ""
-            newest.add((entry.duration_sec, source), (entry, idle_age))
-        cookie, mask = tables.kind_cookies(tables.KIND_LEARNED_REVERSE)
+            newest.add((entry.duration_sec, source), entry)
         try:  # a large table takes Ryu a while to parse (about 10 s per 100k paths)
-            switch.channel.stream(parser.OFPFlowStatsRequest(
-                None, table_id=tables.REVERSE.id, cookie=cookie, cookie_mask=mask),
-                take, timeout=LIST_TIMEOUT)
+            for request in selected.flow_requests():
+                switch.channel.stream(request, take, timeout=LIST_TIMEOUT)
         except SwitchError as exc:
             raise ApiError(503, "switch %s: %s" % (name, exc)) from None
-        switch.path_activity = seen
         return {"total": newest.seen,
-                "paths": [dict(_describe_path(entry, names), idle_age=idle_age)
-                          for entry, idle_age in newest.items()]}
+                "paths": [dict(_describe_path(entry, names),
+                               idle_age=_idle_age(switch.path_activity, entry, now))
+                          for entry in newest.items()]}
 
     def flush_paths(self, name, port=None, host=None):
         switch = self._connected(name)
-        number = self._port_number(switch, name, port)
-        address = _address(host)
+        selected = self._path_filter(switch, name, port, host)
         if switch.conntrack:
-            def selected(entry):
-                return ((number is None or entry["mark"] == number)
-                        and (address is None or str(address) in (entry["orig"]["src"],
-                                                                 entry["orig"]["dst"])))
             try:
-                return {"flushed": switch.forget_connections(selected)}
+                return {"flushed": switch.forget_connections(selected.connection)}
             except SwitchError as exc:
                 raise ApiError(503, "switch %s: %s" % (name, exc)) from None
-        cookie, mask = tables.kind_cookies(tables.KIND_LEARNED_REVERSE, number)
-        matches = [None]
-        if address is not None:
-            family = "ipv4" if address.version == 4 else "ipv6"
-            eth_type = ETH_TYPE_IP if address.version == 4 else ETH_TYPE_IPV6
-            matches = [parser.OFPMatch(eth_type=eth_type, **{family + "_" + side: str(address)})
-                       for side in ("src", "dst")]
         flushed = 0
         try:
-            for match in matches:
+            for request in selected.flow_requests():
                 counted = switch.channel.request(parser.OFPAggregateStatsRequest(
-                    None, 0, tables.REVERSE.id, ofp.OFPP_ANY, ofp.OFPG_ANY, cookie, mask,
-                    match or parser.OFPMatch()))
+                    None, 0, request.table_id, ofp.OFPP_ANY, ofp.OFPG_ANY, request.cookie,
+                    request.cookie_mask, request.match))
                 flushed += sum(reply.body.flow_count for reply in counted)
-                switch.flush(cookie, mask, tables.REVERSE.id, match)
+                switch.flush(request.cookie, request.cookie_mask, request.table_id,
+                             request.match)
         except SwitchError as exc:
             raise ApiError(503, "switch %s: %s" % (name, exc)) from None
         return {"flushed": flushed}
+
+    def _path_filter(self, switch, name, port, host):
+        return _PathFilter(self._port_number(switch, name, port), _address(host))
 
     @staticmethod
     def _port_number(switch, name, port):
@@ -441,6 +431,50 @@ def _activity(previous, entry, now):
         return entry.packet_count, None, now
     count, since, first = previous
     return entry.packet_count, now if entry.packet_count != count else since, first
+
+
+class _PathFilter:
+    """Which learned reverse paths a listing or flush is about: those whose replies go out
+    of port ``number``, those to or from ``address``, or (both None) all."""
+
+    def __init__(self, number, address):
+        self.number, self.address = number, address
+
+    def flow_requests(self):
+        """The flow-stats requests that select them in the reverse table (the switch
+        filters: by the cookie's port, and by either address field, one request each)."""
+        cookie, mask = tables.kind_cookies(tables.KIND_LEARNED_REVERSE, self.number)
+        matches = [parser.OFPMatch()]
+        if self.address is not None:
+            family = "ipv4" if self.address.version == 4 else "ipv6"
+            eth_type = ETH_TYPE_IP if self.address.version == 4 else ETH_TYPE_IPV6
+            matches = [parser.OFPMatch(eth_type=eth_type,
+                                       **{family + "_" + side: str(self.address)})
+                       for side in ("src", "dst")]
+        return [parser.OFPFlowStatsRequest(None, table_id=tables.REVERSE.id, cookie=cookie,
+                                           cookie_mask=mask, match=match)
+                for match in matches]
+
+    def connection(self, entry):
+        """Whether a conntrack-mode path (a zone entry) is selected."""
+        return ((self.number is None or entry["mark"] == self.number)
+                and (self.address is None or str(self.address) in (entry["orig"]["src"],
+                                                                    entry["orig"]["dst"])))
+
+
+def _path_key(entry):
+    return repr(sorted(entry.match.items())), entry.cookie
+
+
+def _idle_age(activity, entry, now):
+    """A listed path's idle age, from what ``activity`` (a switch's path_activity) knew
+    of it since an earlier listing; it is updated, and kept to the MAX_TRACKED paths listed
+    most recently."""
+    key = _path_key(entry)
+    packets, since, first = activity[key] = _activity(activity.pop(key, None), entry, now)
+    while len(activity) > MAX_TRACKED:
+        del activity[next(iter(activity))]
+    return None if first == now and since is None else round(now - (since or first))
 
 
 def _zero(kind):

@@ -64,7 +64,8 @@ class Switch:
         self.plan = None  # the desired.Plan that self.installed holds
         self.port_up = {no: port_is_up(p) for no, p in datapath.ports.items()}
         self.last_sync = {}
-        self.path_activity = {}  # learned path -> (packets, when they last changed, first seen)
+        # learned path listed lately -> (packets, when they last changed, first seen)
+        self.path_activity = {}
         self.probes_sent = 0
         self._repairing = False  # a background repair is under way
         self._probed = {}  # (vid, address) -> monotonic time of the last probe

@@ -316,6 +316,14 @@ def test_learned_paths_are_listed_and_flushed_by_host_or_port(bed):
         assert newest["paths"][0]["duration"] <= everything["paths"][0]["duration"] + 1
         assert [p["duration"] for p in everything["paths"]] == \
             sorted(p["duration"] for p in everything["paths"])
+    by_host = bed.controller.get(flush + "?host=" + server.ipv4)
+    assert by_host["total"] == len(by_host["paths"]) >= 1
+    assert all(server.ipv4 in (p["reply"]["src"], p["reply"]["dst"]) for p in by_host["paths"])
+    by_port = bed.controller.get(flush + "?port=" + host.outside)
+    assert by_port["total"] == len(by_port["paths"]) >= 1
+    assert {p["to"]["port"] for p in by_port["paths"]} == {host.outside}
+    assert bed.controller.call("GET", flush + "?host=nowhere")[1] == {
+        "error": "'nowhere' is not an IP address", "field": "host"}
     # an active flow re-learns its path with its next packet (OVS's revalidator replays the
     # learn for datapath flows used within the last second): flush when traffic is idle
     time.sleep(1.5)
