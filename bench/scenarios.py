@@ -309,6 +309,9 @@ def _controller_memory(bed, plan):
                         "MB", summary([rss_mb(pid)])))
     before = rss_mb(pid)
     for listing in ("first", "second"):  # the second shows whether the first's memory stays
+        # learning 100k paths can keep a loaded ovs-vswitchd from answering for a while
+        wait_for(lambda: bed.controller.get("/v1/switches/site-a").get("answering"), 60,
+                 what="site-a answering")
         # the controller gives a listing up to 120 s (Ryu parses about 10k flows a second)
         started = time.monotonic()
         listed = bed.controller.get("/v1/switches/site-a/paths?limit=10", timeout=130)["total"]

@@ -5,6 +5,8 @@ deadlock. Callers run in their own green thread (REST handlers, a spawned sync) 
 block here; the app's event handlers feed every reply, error and barrier into
 :meth:`Channel.dispatch`, which wakes the waiter whose xid it carries.
 """
+import time
+
 from ryu.lib import hub
 from ryu.ofproto import ofproto_v1_3 as ofp
 
@@ -83,6 +85,7 @@ class Channel:
         self._waiters = {}  # xid -> _Waiter expecting the final answer
         self._members = {}  # xid of a message in a transaction -> (_Waiter, msg)
         self._bundle_id = 0
+        self._heard = time.monotonic()  # when the switch last answered anything
         self.closed = False
         # False while this instance may not change the switch (a cluster standby, or a
         # master that lost its mastership): every write then fails before it is sent.
@@ -92,6 +95,7 @@ class Channel:
 
     def dispatch(self, msg):
         """Feed a reply, error or barrier reply; returns True if a waiter took it."""
+        self._heard = time.monotonic()
         xid = msg.xid
         if msg.msg_type == ofp.OFPT_ERROR:
             if xid in self._members:
@@ -113,6 +117,10 @@ class Channel:
         if waiter.failure is not None or not getattr(msg, "flags", 0) & ofp.OFPMPF_REPLY_MORE:
             self._waiters.pop(xid).event.set()
         return True
+
+    def heard_within(self, seconds):
+        """Whether the switch answered anything in the last ``seconds``."""
+        return time.monotonic() - self._heard < seconds
 
     def close(self):
         """The connection is gone: wake every waiter with an error."""

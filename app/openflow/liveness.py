@@ -3,7 +3,10 @@
 A stalled ovs-vswitchd (stopped, or waiting for an ovsdb-server that went away) keeps its
 TCP connection open, so nothing tells the controller. An echo request every
 :data:`INTERVAL` seconds, each given :data:`TIMEOUT` seconds, tells within
-INTERVAL + TIMEOUT; the first answer after a stall clears it.
+INTERVAL + TIMEOUT; the first answer after a stall clears it. An echo that times out while
+answers to earlier requests are still coming in (a dump of 100k flows takes the switch's
+replies seconds to arrive, and its echo reply waits behind them) is not a stall: the
+switch is busy answering.
 """
 import logging
 import time
@@ -15,6 +18,7 @@ from app.openflow.channel import SwitchError
 LOG = logging.getLogger("sggw.switch")
 INTERVAL = 1.0
 TIMEOUT = 2.0
+BUSY = 1.0  # an answer heard this recently (seconds) means a late echo reply is queued
 
 
 class Liveness:
@@ -38,7 +42,7 @@ class Liveness:
         try:
             self.channel.request(parser.OFPEchoRequest(None, data=b"sggw"), timeout=TIMEOUT)
         except SwitchError as exc:
-            if self.channel.closed or not self.answering:
+            if self.channel.closed or not self.answering or self.channel.heard_within(BUSY):
                 return
             self.answering, self.silent_since = False, time.time()
             LOG.error("%s: the switch does not answer (%s): degraded; changes get 503 "
