@@ -1,4 +1,5 @@
-# Two images from one file: `ovs` (ovsdb-server + ovs-vswitchd) and `controller` (sggw).
+# Three images from one file: `ovs` (ovsdb-server + ovs-vswitchd), `controller` (sggw) and
+# `prometheus` (Debian's, scraping sggw with deploy/prometheus.yml; compose profile monitoring).
 FROM debian:12-slim AS ovs
 RUN apt-get update && apt-get install -y --no-install-recommends openvswitch-switch \
     && rm -rf /var/lib/apt/lists/*
@@ -26,3 +27,11 @@ RUN python3 -m venv .venv \
        > "$(.venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/sggw-eventlet-compat.pth"
 ENV PATH=/opt/sggw/.venv/bin:$PATH SGGW_CONFIG=/etc/sggw/sggw.yaml
 CMD ["ryu-manager", "app/sggw_app.py"]
+
+FROM debian:12-slim AS prometheus
+RUN apt-get update && apt-get install -y --no-install-recommends prometheus \
+    && rm -rf /var/lib/apt/lists/*
+COPY deploy/prometheus.yml /etc/prometheus/prometheus.yml
+USER prometheus
+CMD ["prometheus", "--config.file=/etc/prometheus/prometheus.yml", \
+     "--storage.tsdb.path=/var/lib/prometheus/metrics2", "--web.listen-address=127.0.0.1:9090"]

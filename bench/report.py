@@ -16,7 +16,7 @@ DETAILS = ("vs_normal", "vs_reactive", "vs_native", "vs_no_mirror", "p50_ms", "p
            "new_flow_p99_ms", "vswitchd_rss_mb", "bound_held", "legit_ping_replies",
            "p99_outside_machine_stalls", "probes_in_machine_stalls", "runs", "vs_smallest",
            "main_cpu_s", "revalidator_cpu_s", "expired", "dump_ms_max", "flow_limit_min",
-           "flow_limit_hits", "rules")
+           "flow_limit_hits", "rules", "vs_before_listing", "listing_s")
 
 
 def _fmt(value):

@@ -1,5 +1,6 @@
 """The deployment files: docker-compose.yml (checked with Debian's docker-compose, since no
 Docker engine runs here) and the example config."""
+import json
 import os
 import re
 import shutil
@@ -24,10 +25,12 @@ def compose():
     return yaml.safe_load(done.stdout)
 
 
-def test_compose_has_an_ovs_and_a_controller_service(compose):
-    assert set(compose["services"]) == {"ovs", "controller"}
-    assert compose["services"]["ovs"]["build"]["target"] == "ovs"
-    assert compose["services"]["controller"]["build"]["target"] == "controller"
+def test_compose_has_an_ovs_and_a_controller_service_and_prometheus_on_request(compose):
+    assert set(compose["services"]) == {"ovs", "controller", "prometheus"}
+    for name, service in compose["services"].items():
+        assert service["build"]["target"] == name
+    assert "profiles" not in compose["services"]["controller"]
+    assert compose["services"]["prometheus"]["profiles"] == ["monitoring"]  # only if asked
 
 
 def test_controller_finds_its_config_and_the_switch_database(compose):
@@ -154,3 +157,36 @@ def test_the_controller_image_copies_every_package_setup_cfg_installs():
     with open(os.path.join(ROOT, "Dockerfile")) as handle:
         copied = set(re.findall(r"^COPY (\w+)/ \1/$", handle.read(), re.M))
     assert {p.strip() for p in packages.split(",")} <= copied, copied
+
+
+# --- Prometheus and Grafana -------------------------------------------------------------------
+
+def test_prometheus_accepts_the_scrape_config_which_scrapes_sggws_default_rest_port():
+    path = os.path.join(ROOT, "deploy", "prometheus.yml")
+    done = subprocess.run(["promtool", "check", "config", path], capture_output=True,
+                          text=True, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    with open(path) as handle:
+        job, = yaml.safe_load(handle)["scrape_configs"]
+    default = config.load(os.path.join(ROOT, "sggw.example.yaml")).api
+    assert job["static_configs"] == [{"targets": ["%s:%d" % (default.host, default.port)]}]
+    assert job["metrics_path"] == "/metrics"
+
+
+def test_the_prometheus_image_runs_the_shipped_scrape_config():
+    with open(os.path.join(ROOT, "Dockerfile")) as handle:
+        stage = handle.read().split("AS prometheus", 1)[1]
+    assert "COPY deploy/prometheus.yml /etc/prometheus/prometheus.yml" in stage
+    assert "--config.file=/etc/prometheus/prometheus.yml" in stage
+
+
+def test_the_dashboard_asks_only_for_what_sggw_serves():
+    """Every query names sggw's metrics (or the scrape's up); the e2e test runs them all."""
+    with open(os.path.join(ROOT, "deploy", "grafana-dashboard.json")) as handle:
+        dashboard = json.load(handle)
+    with open(os.path.join(ROOT, "app", "metrics.py")) as handle:
+        served = set(re.findall(r'_Family\("(sggw_\w+)"', handle.read()))
+    asked = {name for panel in dashboard["panels"] for target in panel["targets"]
+             for name in re.findall(r"\b(sggw_\w+|up)\b", target["expr"])}
+    assert asked - {"up"} == served
+    assert len({panel["id"] for panel in dashboard["panels"]}) == len(dashboard["panels"])

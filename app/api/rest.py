@@ -121,8 +121,8 @@ class RestApi(ControllerBase):
     @route(API, "/metrics")
     def metrics(self, req, **_):
         return self.answer(req, GET=lambda: Response(
-            status=200, content_type="text/plain", charset="utf-8",
-            body=self.sggw.metrics().encode()))
+            status=200, content_type="text/plain; version=0.0.4", charset="utf-8",
+            body=self.sggw.metrics().encode()))  # Prometheus's text format, version 0.0.4
 
     # --- switches ---------------------------------------------------------------------------
 
