@@ -184,7 +184,7 @@ def test_the_dashboard_asks_only_for_what_sggw_serves():
     """Every query names sggw's metrics (or the scrape's up); the e2e test runs them all."""
     with open(os.path.join(ROOT, "deploy", "grafana-dashboard.json")) as handle:
         dashboard = json.load(handle)
-    with open(os.path.join(ROOT, "app", "metrics.py")) as handle:
+    with open(os.path.join(ROOT, "app", "api", "metrics.py")) as handle:
         served = set(re.findall(r'_Family\("(sggw_\w+)"', handle.read()))
     asked = {name for panel in dashboard["panels"] for target in panel["targets"]
              for name in re.findall(r"\b(sggw_\w+|up)\b", target["expr"])}

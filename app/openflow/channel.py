@@ -10,7 +10,7 @@ import time
 from ryu.lib import hub
 from ryu.ofproto import ofproto_v1_3 as ofp
 
-from app import streaming
+from app.openflow import streaming
 
 TIMEOUT = 10.0
 
@@ -63,7 +63,7 @@ class _Waiter:
         self.replies = []
         self.errors = []
         self.take = take or self.replies.append  # what becomes of each reply
-        self.each = each  # what becomes of each entry of a streamed reply (app.streaming)
+        self.each = each  # what becomes of each entry of a streamed reply (app.openflow.streaming)
         self.failure = None  # what ``take`` or ``each`` raised
 
     def feed(self, entry):
@@ -192,7 +192,7 @@ class Channel:
 
     def stream(self, req, each, timeout=None):
         """Send a multipart request and call ``each(item)`` for every item of every reply
-        while the reply is parsed (:mod:`app.streaming`), so a huge answer (100k flows) is
+        while the reply is parsed (:mod:`app.openflow.streaming`), so a huge answer (100k flows) is
         never held in memory: only what ``each`` keeps stays."""
         waiter = _Waiter(take=lambda reply: None, each=each)  # its body came through each
         self._await(self._send_request(req, waiter), waiter, [], timeout)

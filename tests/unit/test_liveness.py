@@ -2,8 +2,8 @@
 from ryu.lib import hub
 from ryu.ofproto import ofproto_v1_3_parser as parser
 
-from app import liveness
-from app.channel import Channel
+from app.openflow import liveness
+from app.openflow.channel import Channel
 from test_streaming import Datapath
 
 

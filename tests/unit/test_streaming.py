@@ -7,8 +7,8 @@ from ryu.ofproto import ofproto_parser
 from ryu.ofproto import ofproto_v1_3 as ofp
 from ryu.ofproto import ofproto_v1_3_parser as parser
 
-from app import streaming
-from app.channel import Channel, SwitchError
+from app.openflow import streaming
+from app.openflow.channel import Channel, SwitchError
 
 
 class Datapath:
