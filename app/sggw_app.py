@@ -29,6 +29,7 @@ from ryu.ofproto import ofproto_v1_3 as ofp
 
 from app import config as sggw_config
 from app.api.http_server import HttpServer
+from app.api.page import StatusPage
 from app.api.rest import API, MAX_BODY, RestApi, UnknownPath
 from app.api.service import Sggw, peer
 from app.cluster.election import Election
@@ -122,6 +123,7 @@ class SggwApp(app_manager.RyuApp):
             cfg.CONF.set_default(opt, value)
         routes = WSGIApplication()
         routes.register(RestApi, {API: self.sggw})
+        routes.register(StatusPage)
         routes.register(UnknownPath)
         self.http = listen_or_exit(routes)
         # SIGTERM (docker stop, systemctl stop) ends the process like Ctrl-C: ryu-manager

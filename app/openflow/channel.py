@@ -118,9 +118,9 @@ class Channel:
             self._waiters.pop(xid).event.set()
         return True
 
-    def heard_within(self, seconds):
-        """Whether the switch answered anything in the last ``seconds``."""
-        return time.monotonic() - self._heard < seconds
+    def quiet_for(self):
+        """Seconds since the switch last answered anything."""
+        return time.monotonic() - self._heard
 
     def close(self):
         """The connection is gone: wake every waiter with an error."""
