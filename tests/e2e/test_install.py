@@ -94,6 +94,8 @@ def test_installed_sggw_programs_the_bed_takes_ryu_flags_and_stops_on_sigterm(ve
                                  "status"], capture_output=True, text=True, check=False)
         assert status.returncode == 0 and status.stdout.startswith(
             "controller %s: ok" % bed.controller.api), status
+        for path in ("/", "/page/status.js", "/page/status.css"):  # the status page's files
+            assert bed.controller.call("GET", path)[0] == 200, path
 
         process = bed.controller.process
         started = time.monotonic()
