@@ -12,11 +12,10 @@ import urllib.request
 import pytest
 from playwright.sync_api import expect, sync_playwright
 
+from tests.e2e.test_mirrors import TOKEN, bed  # noqa: F401 (the bed, with analyzers)
 from testbed.faults import stalled
 from testbed.proc import wait_for
-from testbed.topology import TwoSites
 
-TOKEN = "status-page-token"
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-quic", "--no-first-run",
         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
@@ -25,13 +24,6 @@ RED_WITHIN_S = 3.0
 # once without a token (401), and a test sends a bad body on purpose (400)
 NETWORK = "Failed to load resource: the server responded with a status of %s"
 UNAUTHORIZED, BAD_REQUEST = NETWORK % "401 (Unauthorized)", NETWORK % "400 (Bad Request)"
-
-
-@pytest.fixture(scope="module")
-def bed():
-    with TwoSites(analyzers=1, token=TOKEN) as two_sites:
-        two_sites.warm_up()
-        yield two_sites
 
 
 @pytest.fixture(scope="module")
@@ -75,7 +67,7 @@ class Page:
 
 
 @pytest.fixture
-def page(bed, browser):
+def page(bed, browser):  # noqa: F811 (the imported bed)
     opened = Page(browser, bed.controller.api + "/")
     yield opened
     opened.tab.close()
@@ -87,7 +79,7 @@ def signed_in(page):
     expect(page.tab.locator("#create")).to_be_visible()
 
 
-def test_the_page_is_served_with_a_strict_content_security_policy(bed):
+def test_the_page_is_served_with_a_strict_content_security_policy(bed):  # noqa: F811
     with urllib.request.urlopen(bed.controller.api + "/") as response:
         policy = response.headers["Content-Security-Policy"]
         assert response.headers["Content-Type"].startswith("text/html")
@@ -106,7 +98,7 @@ def test_a_wrong_token_shows_the_error_and_the_page_stays_read_only(page):
     assert page.console_errors() == []
 
 
-def test_a_stalled_switch_turns_red_within_3_s_and_back(bed, page):
+def test_a_stalled_switch_turns_red_within_3_s_and_back(bed, page):  # noqa: F811
     signed_in(page)
     vswitchd = bed.ovs.pids["ovs-vswitchd"]
     with stalled(vswitchd):
@@ -124,7 +116,7 @@ def test_a_stalled_switch_turns_red_within_3_s_and_back(bed, page):
     assert page.console_errors() == []
 
 
-def test_a_session_made_on_the_page_is_in_get_and_its_copy_rate_shows(bed, page):
+def test_a_session_made_on_the_page_is_in_get_and_its_copy_rate_shows(bed, page):  # noqa: F811
     host, server = bed["hostA"], bed["serverB"]
     signed_in(page)
     tab = page.tab
@@ -166,7 +158,7 @@ def test_a_session_made_on_the_page_is_in_get_and_its_copy_rate_shows(bed, page)
     assert page.console_errors(BAD_REQUEST) == []
 
 
-def test_paths_are_listed_by_host_and_flushed_from_the_page(bed, page):
+def test_paths_are_listed_by_host_and_flushed_from_the_page(bed, page):  # noqa: F811
     host, server = bed["hostA"], bed["serverB"]
     signed_in(page)
     tab = page.tab

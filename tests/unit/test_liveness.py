@@ -7,7 +7,7 @@ from ryu.ofproto import ofproto_v1_3_parser as parser
 
 from app.openflow import liveness
 from app.openflow.channel import Channel
-from test_streaming import Datapath
+from test_fence import Recording as Datapath
 
 
 def echo_unanswered(monkeypatch, answer_at=None):
