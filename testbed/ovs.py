@@ -2,9 +2,11 @@
 compose deployment's), or a private one with its own ovsdb-server and ovs-vswitchd
 (:class:`PrivateOvs`).
 
-No kernel module is needed: bridges use ``datapath_type=netdev``. Stopping a private one
-asks ovs-vswitchd to ``exit --cleanup`` (which removes its tap devices) through the control
-socket named by its PID, then stops both daemons by PID.
+Bridges use the userspace datapath (``datapath_type=netdev``, no kernel module) unless the
+bed asks for the kernel one (``system``, where users run it: see testbed/vm.py for a machine
+whose kernel has no ``openvswitch`` module). Stopping a private one asks ovs-vswitchd to
+``exit --cleanup`` (which removes its tap devices, or its kernel datapath) through the
+control socket named by its PID, then stops both daemons by PID.
 """
 import os
 import re
@@ -16,14 +18,19 @@ from testbed.proc import alive, run, stop_pid, wait_for, wait_gone
 
 SCHEMA = "/usr/share/openvswitch/vswitch.ovsschema"
 NETDEV_TAP = "ovs-netdev"
+DATAPATHS = ("netdev", "system")  # OVS's userspace datapath, the Linux kernel's
 
 
 class Ovs:
-    """An Open vSwitch that runs already, reached through its run directory (the sockets)."""
+    """An Open vSwitch that runs already, reached through its run directory (the sockets);
+    its bridges get ``datapath`` (one of DATAPATHS)."""
 
-    def __init__(self, rundir):
+    def __init__(self, rundir, datapath="netdev"):
+        if datapath not in DATAPATHS:
+            raise ValueError("datapath: %r is not one of %s" % (datapath, ", ".join(DATAPATHS)))
         self.rundir = os.path.abspath(rundir)
         self.db = "unix:%s/db.sock" % self.rundir
+        self.datapath = datapath
 
     # --- tools ------------------------------------------------------------------------------
 
@@ -41,10 +48,12 @@ class Ovs:
     def add_bridge(self, name, dp_id, controller_port=None):
         """A bridge as the README's "Running it" sets it up: OVS's defaults (in-band control
         on, among others) plus fail_mode=secure, protocols=OpenFlow13 and the controller.
-        The userspace datapath and a fixed datapath id are the test bed's own needs."""
-        args = ["add-br", name, "--", "set", "bridge", name, "datapath_type=netdev",
-                "fail_mode=secure", "protocols=OpenFlow13",
-                "other-config:datapath-id=%016x" % dp_id]
+        The kernel datapath is OVS's default, as on a user's endpoint; the userspace one
+        and a fixed datapath id are the test bed's own needs."""
+        args = ["add-br", name, "--", "set", "bridge", name, "fail_mode=secure",
+                "protocols=OpenFlow13", "other-config:datapath-id=%016x" % dp_id]
+        if self.datapath != "system":
+            args.append("datapath_type=" + self.datapath)
         self.vsctl(*args)
         if controller_port is not None:
             self.vsctl("set-controller", name, "tcp:127.0.0.1:%d" % controller_port)
@@ -81,8 +90,8 @@ class Ovs:
 class PrivateOvs(Ovs):
     """Its own ovsdb-server and ovs-vswitchd in ``rundir``, started and stopped by PID."""
 
-    def __init__(self, rundir):
-        super().__init__(rundir)
+    def __init__(self, rundir, datapath="netdev"):
+        super().__init__(rundir, datapath)
         self.pids = {}
 
     def _env(self):
@@ -98,18 +107,8 @@ class PrivateOvs(Ovs):
             self.pids[name] = int(handle.read().strip())
 
     def start(self):
-        # Every userspace datapath on a machine opens a tap named "ovs-netdev": two private
-        # vswitchds cannot run at once. Allow a moment for a previous one's to go away; if
-        # no vswitchd is alive, it is a leftover of a killed one and goes now.
-        try:
-            wait_for(lambda: not os.path.exists("/sys/class/net/" + NETDEV_TAP), 5,
-                     what="the previous ovs-netdev device to go away")
-        except TimeoutError:
-            if _vswitchd_running():
-                raise RuntimeError("another ovs-vswitchd with a userspace datapath runs on "
-                                   "this machine (device %s exists): stop it first"
-                                   % NETDEV_TAP) from None
-            run("ip", "link", "del", NETDEV_TAP, check=False)
+        if self.datapath == "netdev":
+            _no_netdev_tap()
         os.makedirs(self.rundir, exist_ok=True)
         conf = os.path.join(self.rundir, "conf.db")
         if os.path.exists(conf):
@@ -156,6 +155,21 @@ class PrivateOvs(Ovs):
     def flush_datapath_cache(self):
         """Forget cached datapath flows, so the next packets run (and learn) afresh."""
         self.appctl("dpctl/del-flows")
+
+
+def _no_netdev_tap():
+    """Every userspace datapath on a machine opens a tap named "ovs-netdev": two private
+    vswitchds cannot run at once. Allow a moment for a previous one's to go away; if no
+    vswitchd is alive, it is a leftover of a killed one and goes now."""
+    try:
+        wait_for(lambda: not os.path.exists("/sys/class/net/" + NETDEV_TAP), 5,
+                 what="the previous ovs-netdev device to go away")
+    except TimeoutError:
+        if _vswitchd_running():
+            raise RuntimeError("another ovs-vswitchd with a userspace datapath runs on "
+                               "this machine (device %s exists): stop it first"
+                               % NETDEV_TAP) from None
+        run("ip", "link", "del", NETDEV_TAP, check=False)
 
 
 def _vswitchd_running():

@@ -10,9 +10,18 @@ class CommandError(RuntimeError):
     pass
 
 
+def slowdown():
+    """How many times longer the bed's work takes here than on the machine its deadlines were
+    sized on: 1, or what testbed/vm.py measured in an emulated VM (SGGW_BED_SLOWDOWN).
+    Deadlines (hang guards) are multiplied by it; waits still end as soon as their
+    condition holds, and nothing that is timed by the network or by OVS is stretched."""
+    return float(os.environ.get("SGGW_BED_SLOWDOWN", "1"))
+
+
 def run(*cmd, ns=None, check=True, timeout=30, input=None, env=None):
     """Run ``cmd`` (in network namespace ``ns`` if given); return its stdout."""
     argv = (["ip", "netns", "exec", ns] if ns else []) + [str(c) for c in cmd]
+    timeout = timeout * slowdown()
     try:
         done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, input=input,
                               env=env, check=False)
@@ -83,7 +92,9 @@ def free_port():
 
 
 def wait_for(predicate, timeout, interval=0.1, what="condition"):
-    """Poll ``predicate`` until it returns something truthy; raise TimeoutError otherwise."""
+    """Poll ``predicate`` until it returns something truthy; raise TimeoutError otherwise
+    (after ``timeout`` seconds, times the bed's slowdown())."""
+    timeout = timeout * slowdown()
     deadline = time.monotonic() + timeout
     while True:
         value = predicate()

@@ -59,15 +59,16 @@ class TwoSites:
     Its files (config, logs) live in a temporary directory, removed too unless the
     environment has SGGW_KEEP_BED=1. ``tunnel`` is one of TUNNELS.
 
-    By default the bed runs a private Open vSwitch and the controller as a process. Given
-    ``switch`` (an :class:`~testbed.ovs.Ovs` that runs already) it builds its bridges there
-    and deletes them on exit; given ``controller`` (called like
+    By default the bed runs a private Open vSwitch, whose bridges use ``datapath`` (OVS's
+    userspace datapath, ``netdev``, or the kernel's, ``system``), and the controller as a
+    process. Given ``switch`` (an :class:`~testbed.ovs.Ovs` that runs already) it builds its
+    bridges there and deletes them on exit; given ``controller`` (called like
     :class:`~testbed.controller.Controller`) it starts that instead.
     """
 
     def __init__(self, reverse_path=None, capture=None, workdir=None, token=None,
                  extra_config=None, analyzers=0, tunnel="veth", switch=None,
-                 controller=Controller):
+                 controller=Controller, datapath="netdev"):
         if tunnel not in TUNNELS:
             raise ValueError("tunnel: %r is not one of %s" % (tunnel, ", ".join(TUNNELS)))
         self.id = secrets.token_hex(2)
@@ -82,6 +83,7 @@ class TwoSites:
         self.tunnel = tunnel
         self.hosts = {}
         self._switch, self._controller = switch, controller
+        self.datapath = switch.datapath if switch is not None else datapath
         self._undo = contextlib.ExitStack()
         self.ovs = self.controller = self.endpoint = self.vpn = None
 
@@ -114,7 +116,7 @@ class TwoSites:
 
     def start(self):
         if self._switch is None:
-            self.ovs = PrivateOvs(os.path.join(self.workdir, "ovs"))
+            self.ovs = PrivateOvs(os.path.join(self.workdir, "ovs"), self.datapath)
             self._undo.callback(self.ovs.stop)
             self.ovs.start()
         else:

@@ -1,16 +1,20 @@
 """The conntrack mode's zone settings on a real Open vSwitch: bridges of one datapath type
 share one Datapath row, so zones written at the same moment (sggw programs every switch as
 it connects) must all keep their timeout policy. Losing one leaves its zone on OVS's
-defaults: a closed TCP connection's reverse path then stays 30 s instead of fin_idle."""
+defaults: a closed TCP connection's reverse path then stays 30 s instead of fin_idle.
+On both datapaths: the kernel's applies the policies through nfnetlink_cttimeout."""
 import concurrent.futures
 import secrets
 
+import pytest
 
 from app.ovs import cli as ovs_cli
+from tests.e2e.kernel import DATAPATHS
 
 BRIDGES = 6
 
 
+@pytest.mark.parametrize("ovs", DATAPATHS, indirect=True)
 def test_zones_written_at_once_all_keep_their_policy(ovs):
     prefix = "ct" + secrets.token_hex(2)
     for n in range(BRIDGES):
@@ -23,7 +27,7 @@ def test_zones_written_at_once_all_keep_their_policy(ovs):
         with concurrent.futures.ThreadPoolExecutor(BRIDGES) as pool:
             list(pool.map(configure, range(BRIDGES)))
         for n in range(BRIDGES):
-            policy = ovs_cli.zone_policy(ovs.db, "netdev", 100 + n)
+            policy = ovs_cli.zone_policy(ovs.db, ovs.datapath, 100 + n)
             assert policy is not None, "zone %d lost its timeout policy" % (100 + n)
             assert (policy["tcp_established"], policy["tcp_time_wait"]) == (60, 2 + n)
     # one Datapath row for the type, every zone in it, no orphans left behind
