@@ -37,7 +37,7 @@ class Plan(dict):
     port, chunk): {session id: rate limited?}}) and the analyzer ports (a Counter). Never
     changed once made: :func:`update` makes a new one. ``rules`` and ``sessions`` are
     ``dp``'s, by identity ({id(object): object}); ``tunnels`` counts the remote
-    destinations of each tunnel kind."""
+    destinations of each tunnel port kind."""
 
     def __init__(self, parts, dp, ports, placed, members, analyzers, tunnels, rules=None,
                  sessions=None):
@@ -50,7 +50,7 @@ class Plan(dict):
 
     @property
     def remote_kinds(self):
-        """The tunnel kinds the remote destinations need, sorted."""
+        """The tunnel port kinds the remote destinations need, sorted."""
         return sorted(self.tunnels)
 
 
@@ -143,7 +143,7 @@ def everything(dp, ports):
 
 
 def _remote_kinds(session):
-    return [dest.remote.kind for dest in session.destinations if dest.remote]
+    return [remote.port_kind(dest.remote) for dest in session.destinations if dest.remote]
 
 
 def _by_identity(items):

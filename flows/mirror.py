@@ -33,7 +33,7 @@ class Placed:
 
 def place(session, ports, dp_id):
     """Look ``session``'s ports up in ``ports`` (a PortMap of datapath ``dp_id``); a remote
-    destination's port is sggw's tunnel port of its kind."""
+    destination's port is sggw's tunnel port of its port kind."""
     rx, tx, missing = [], [], []
     for source in session.sources:
         found = ports.expand(source.port)
@@ -45,7 +45,8 @@ def place(session, ports, dp_id):
             tx.extend(found)
     destinations, refused = [], []
     for index, dest in enumerate(session.destinations):
-        ref = remote.port_name(dp_id, dest.remote.kind) if dest.remote else dest.port
+        ref = remote.port_name(dp_id, remote.port_kind(dest.remote)) if dest.remote \
+            else dest.port
         port = ports.lookup(ref)
         if port is None:
             missing.append(ref)

@@ -1,8 +1,11 @@
 """Copies for remote analyzers: cut to fit the path MTU, then encapsulated by OVS.
 
-sggw keeps one flow-based tunnel port per kind (``remote_ip=flow``, ``out_key=flow``): a copy
-gets its tunnel metadata (destination IP, key, ERSPAN fields) set in an isolated clone and
-is output to that port. OVS sets DF and never fragments, so a copy longer than the
+sggw keeps one flow-based tunnel port per port kind (``remote_ip=flow``, ``out_key=flow``):
+a copy gets its tunnel metadata (destination IP, key, ERSPAN fields) set in an isolated
+clone and is output to that port. GRE and ERSPAN over IPv6 have port kinds of their own
+(``ip6gre``, ``ip6erspan``): OVS's kernel datapath sends them only through those (through
+a ``gre`` or ``erspan`` port an IPv6 copy is dropped without a trace), and the userspace
+datapath has them too; a VXLAN port takes both families. OVS sets DF and never fragments, so a copy longer than the
 destination's ``max_len`` would vanish. ``check_pkt_larger`` sorts the longer copies to a
 flow of their own in ``MIRROR_TRIM`` that cuts them (``output(port=N,max_len=L)`` cuts
 before encapsulation) and counts them with the session's cut meter: a meter whose rate is
@@ -90,7 +93,20 @@ def probe(port, remote):
                                data=PROBE_FRAME)
 
 
+# OVS's port type -> its interface name's suffix (an interface name has 15 characters)
+PORT_KINDS = {"erspan": "erspan", "ip6erspan": "ip6ers", "gre": "gre", "ip6gre": "ip6gre",
+              "vxlan": "vxlan"}
+
+
+def port_kind(remote):
+    """The kind of tunnel port (OVS's interface type) ``remote``'s copies leave through."""
+    if remote.kind != "vxlan" and remote.remote_ip.version == 6:
+        return "ip6" + remote.kind
+    return remote.kind
+
+
 def port_name(dp_id, kind):
-    """The interface name of datapath ``dp_id``'s tunnel port for ``kind`` (at most 15
-    characters, unique per datapath: interface names are global in an OVS database)."""
-    return "sgw%06x%s" % (dp_id & 0xFFFFFF, kind)
+    """The interface name of datapath ``dp_id``'s tunnel port of ``kind`` (one of
+    PORT_KINDS; at most 15 characters, unique per datapath: interface names are global in
+    an OVS database)."""
+    return "sgw%06x%s" % (dp_id & 0xFFFFFF, PORT_KINDS[kind])

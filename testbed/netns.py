@@ -60,15 +60,17 @@ def _ping_received(output):
     return 0
 
 
-def veth_to_namespace(outside, ns, inside="eth0", mac=None, mtu=1500):
-    """A veth pair: ``outside`` stays in the root namespace (for a bridge), ``inside`` in ``ns``.
+def veth_to_namespace(outside, ns, inside="eth0", mac=None, mtu=1500, quiet=True):
+    """A veth pair: ``outside`` stays in the root namespace (for a bridge, ``quiet``: no
+    IPv6 of its own), ``inside`` in ``ns``.
 
     Checksum offload is turned off inside: the userspace datapath does not complete
     offloaded checksums, and TCP would silently break.
     """
     run("ip", "link", "add", outside, "mtu", mtu, "type", "veth", "peer", "name", inside,
         "mtu", mtu, "netns", ns.name)
-    _quiet(outside)
+    if quiet:
+        _quiet(outside)
     if mac:
         ns.run("ip", "link", "set", inside, "address", mac)
     ns.run("ethtool", "-K", inside, "tx", "off")

@@ -1,11 +1,19 @@
 """A routed underlay toward a remote analyzer, as the README tells users to set one up.
 
+On the userspace datapath (OVS routes tunnel packets itself, only through a bridge's own
+interface)::
+
     OVS bridge <prefix>u (NORMAL, no controller); its own (LOCAL) interface 172.31.250.1/24,
     fd00:fa::1/64, is where OVS's userspace tunnels route from
       port 1 -- veth -- namespace <prefix>-remote: the analyzer, 172.31.250.2, fd00:fa::2
 
-Build it inside a bed's own network namespace (:func:`testbed.netns.inside`): the LOCAL
-interface's addresses must sit next to ovs-vswitchd.
+On the kernel datapath (Linux routes them, with its own table and neighbours), an ordinary
+interface, as an endpoint's NIC toward its analyzers::
+
+    <prefix>u 172.31.250.1/24, fd00:fa::1/64 -- veth -- namespace <prefix>-remote: the analyzer
+
+Build it inside a bed's own network namespace (:func:`testbed.netns.inside`): the local
+addresses must sit next to ovs-vswitchd. ``device`` is the interface copies leave through.
 """
 import struct
 
@@ -20,24 +28,27 @@ UNROUTABLE_V4 = "203.0.113.9"  # TEST-NET-3: no route
 
 class Underlay:
     def __init__(self, ovs, prefix, mtu=1500):
-        self.ovs, self.bridge, self.mtu = ovs, prefix + "u", mtu
+        self.ovs, self.device, self.mtu = ovs, prefix + "u", mtu
         self.analyzer = None
         self.prefix = prefix
 
     def build(self, undo):
         """Create everything; ``undo`` (an ExitStack) removes the namespace."""
-        self.ovs.vsctl("add-br", self.bridge, "--", "set", "bridge", self.bridge,
-                       "datapath_type=netdev")
         self.analyzer = Namespace(self.prefix + "-remote")
         undo.callback(self.analyzer.delete)
-        outside = self.prefix + "ur"
-        veth_to_namespace(outside, self.analyzer, mtu=self.mtu)
-        self.ovs.add_port(self.bridge, outside, 1)
+        if self.ovs.datapath == "netdev":
+            self.ovs.vsctl("add-br", self.device, "--", "set", "bridge", self.device,
+                           "datapath_type=netdev")
+            outside = self.prefix + "ur"
+            veth_to_namespace(outside, self.analyzer, mtu=self.mtu)
+            self.ovs.add_port(self.device, outside, 1)
+        else:
+            veth_to_namespace(self.device, self.analyzer, mtu=self.mtu, quiet=False)
         add_address(self.analyzer, ANALYZER_V4 + "/24")
         add_address(self.analyzer, ANALYZER_V6 + "/64")
-        run("ip", "link", "set", self.bridge, "mtu", self.mtu, "up")
-        run("ip", "addr", "add", LOCAL_V4 + "/24", "dev", self.bridge)
-        run("ip", "addr", "add", LOCAL_V6 + "/64", "dev", self.bridge, "nodad")
+        run("ip", "link", "set", self.device, "mtu", self.mtu, "up")
+        run("ip", "addr", "add", LOCAL_V4 + "/24", "dev", self.device)
+        run("ip", "addr", "add", LOCAL_V6 + "/64", "dev", self.device, "nodad")
         return self
 
 

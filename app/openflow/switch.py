@@ -223,7 +223,7 @@ class Switch:
 
     def _remove_tunnel_ports(self, dp, needed):
         if not any(self.portmap.lookup(remote.port_name(dp.dp_id, kind)) is not None
-                   for kind in tunnels.KINDS if kind not in needed):
+                   for kind in remote.PORT_KINDS if kind not in needed):
             return
         try:
             gone = tunnels.remove_ports(self.ovsdb_address, dp.dp_id, needed)
@@ -245,41 +245,52 @@ class Switch:
                 self.check_remotes(self.dp)
 
     def check_remotes(self, dp):
-        """Check the underlay to every remote destination of ``dp`` and keep OVS's MAC for
-        it fresh; an unresolved one is probed (OVS then asks for the MAC) and waited for
-        briefly, so the first copies find it resolved. Called with the lock held."""
-        found = {}
+        """Check the underlay to every remote destination of ``dp`` (OVS's own on the
+        userspace datapath, Linux's on the kernel's) and on the userspace datapath keep
+        OVS's MAC for it fresh; an unresolved one is probed (the datapath then asks for the
+        MAC) and waited for briefly, so the first copies find it resolved. Called with the
+        lock held."""
+        remotes = {}  # remote IP -> the first destination to it
         for session in dp.mirrors:
             for dest in session.destinations:
-                if dest.remote is not None and dest.remote.remote_ip not in found:
-                    found[dest.remote.remote_ip] = self._check_remote(dest.remote)
+                if dest.remote is not None:
+                    remotes.setdefault(dest.remote.remote_ip, dest.remote)
+        found = {}
+        if remotes:
+            try:  # the datapath type decides who routes the copies
+                _, dp_type = ovs_cli.bridge(self.ovsdb_address, dp.dp_id)
+            except ovs_cli.OvsError as exc:
+                found = {ip: {"state": "unknown", "error": str(exc)} for ip in remotes}
+            else:
+                found = {ip: self._check_remote(dest, dp_type) for ip, dest in remotes.items()}
         self.remote_health = [
             dict(found[d.remote.remote_ip], session=s.name, destination=d.key)
             for s in dp.mirrors for d in s.destinations if d.remote]
 
-    def _check_remote(self, dest):
+    def _check_remote(self, dest, dp_type):
         try:
-            status = tunnels.check(self.ovsdb_address, dest.remote_ip)
+            status = tunnels.check(self.ovsdb_address, dp_type, dest.remote_ip)
             if status["state"] == "unresolved" and self._probe_remote(dest):
                 deadline = time.monotonic() + RESOLVE_WAIT
                 while status["state"] == "unresolved" and time.monotonic() < deadline:
                     hub.sleep(0.05)
-                    status = tunnels.check(self.ovsdb_address, dest.remote_ip)
+                    status = tunnels.check(self.ovsdb_address, dp_type, dest.remote_ip)
             if status["state"] == "ok":
-                self._refresh_neighbour(status)
+                self._refresh_neighbour(dp_type, status)
             return status
         except ovs_cli.OvsError as exc:
             return {"state": "unknown", "error": str(exc)}
 
-    def _refresh_neighbour(self, status):
+    def _refresh_neighbour(self, dp_type, status):
         key, now = (status["via"], status["next_hop"], status["mac"]), time.monotonic()
         if now - self._refreshed.get(key, -NEIGHBOUR_REFRESH) >= NEIGHBOUR_REFRESH:
-            tunnels.refresh(self.ovsdb_address, status)
+            tunnels.refresh(self.ovsdb_address, dp_type, status)
             self._refreshed[key] = now
 
     def _probe_remote(self, dest):
-        """Send a probe frame into the tunnel port: OVS cannot send it, asks for the MAC."""
-        port = self.portmap.lookup(remote.port_name(self.dp.dp_id, dest.kind))
+        """Send a probe frame into the tunnel port: the datapath cannot send it yet and
+        asks for the next hop's MAC (OVS's userspace datapath, or Linux)."""
+        port = self.portmap.lookup(remote.port_name(self.dp.dp_id, remote.port_kind(dest)))
         if port is None:
             return False
         try:
@@ -477,4 +488,5 @@ class Switch:
 
 
 def _remote_kinds(dp):
-    return sorted({d.remote.kind for m in dp.mirrors for d in m.destinations if d.remote})
+    return sorted({remote.port_kind(d.remote) for m in dp.mirrors for d in m.destinations
+                   if d.remote})

@@ -5,6 +5,7 @@
 * ovs-vswitchd's control socket (``ovs-appctl``), for the conntrack mode: the zone's limit,
   and listing or flushing its connections. The socket is looked up next to the OVSDB socket
   (``unix:/var/run/openvswitch/db.sock``: ``ovs-vswitchd.ctl`` or ``ovs-vswitchd.PID.ctl``).
+* Linux's routes and neighbours (``ip``), which the kernel datapath's tunnels go by.
 """
 import os
 import re
@@ -35,6 +36,10 @@ def _tool(argv):
 
 def vsctl(db, *args):
     return _tool(["ovs-vsctl", "--db=" + db, "--timeout=%d" % TIMEOUT, *args])
+
+
+def ip(*args):
+    return _tool(["ip", *args])
 
 
 def _appctl(db, *args):

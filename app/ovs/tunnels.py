@@ -1,32 +1,43 @@
 """sggw's tunnel ports and the underlay they send remote mirror copies through.
 
-Ports: one flow-based port per kind (``remote_ip=flow``, ``out_key=flow``) on each bridge that
-has remote destinations, named by :func:`flows.remote.port_name`; created through OVSDB
-before flows use them and removed when no session does.
+Ports: one flow-based port per port kind (``remote_ip=flow``, ``out_key=flow``; the kinds of
+:data:`flows.remote.PORT_KINDS`) on each bridge that has remote destinations, named by
+:func:`flows.remote.port_name`; created through OVSDB before flows use them and removed when
+no session does.
 
-Underlay: OVS's userspace datapath routes tunnel packets by its own copy of the routing
-table, and only through a route whose device is an OVS bridge's own (LOCAL) interface; it
-then needs the next hop's MAC, and drops copies while it resolves it. :func:`check` asks
-OVS (``ovs/route/lookup``, ``tnl/neigh/show``) what a copy to a remote analyzer would meet
-and :func:`refresh` re-sets a known MAC (``tnl/neigh/set``), so it never ages out under
-running copies (OVS 3.1 ages an entry out after 15 minutes).
+Underlay, as the bridge's datapath type routes a copy (:func:`check`):
+
+* The kernel datapath (``system``) hands tunnel packets to Linux, which routes them with its
+  own table and resolves the next hop with its own neighbours (queueing the packets
+  meanwhile). sggw asks the kernel (``ip route get``, ``ip neigh``) in its own network
+  namespace, which on an endpoint is the switch's.
+* The userspace datapath (``netdev``) routes them by its own copy of the routing table, and
+  only through a route whose device is an OVS bridge's own (LOCAL) interface; it then needs
+  the next hop's MAC, and drops copies while it resolves it. sggw asks OVS
+  (``ovs/route/lookup``, ``tnl/neigh/show``), and :func:`refresh` re-sets a known MAC
+  (``tnl/neigh/set``), so it never ages out under running copies (OVS 3.1 ages an entry
+  out after 15 minutes).
 """
 import ipaddress
+import json
 
-from app.config.remote import KINDS
 from app.ovs import cli as ovs_cli
 from app.ovs.cli import OvsError
-from flows.remote import port_name
+from flows.remote import PORT_KINDS, port_name
 
+_FLOW_BASED = ("options:remote_ip=flow", "options:out_key=flow")
 OPTIONS = {
-    "erspan": ("type=erspan", "options:remote_ip=flow", "options:out_key=flow",
-               "options:erspan_ver=flow"),
-    "gre": ("type=gre", "options:remote_ip=flow", "options:out_key=flow"),
-    "vxlan": ("type=vxlan", "options:remote_ip=flow", "options:out_key=flow"),
+    "erspan": ("type=erspan", *_FLOW_BASED, "options:erspan_ver=flow"),
+    "ip6erspan": ("type=ip6erspan", *_FLOW_BASED, "options:erspan_ver=flow"),
+    "gre": ("type=gre", *_FLOW_BASED),
+    "ip6gre": ("type=ip6gre", *_FLOW_BASED),
+    "vxlan": ("type=vxlan", *_FLOW_BASED),
 }
 # OVS refuses two tunnel ports that would receive the same packets, also on two bridges:
 # each bridge's ports take (and never see) a key of their own. ERSPAN keys have 10 bits.
-IN_KEY_BITS = {"erspan": 10, "gre": 32, "vxlan": 24}
+IN_KEY_BITS = {"erspan": 10, "ip6erspan": 10, "gre": 32, "ip6gre": 32, "vxlan": 24}
+# the kernel's neighbour states in which it sends to the MAC it has
+USABLE = {"REACHABLE", "STALE", "DELAY", "PROBE", "PERMANENT", "NOARP"}
 
 
 def _in_key(dp_id, kind):
@@ -34,7 +45,8 @@ def _in_key(dp_id, kind):
 
 
 def add_ports(db, dp_id, kinds):
-    """Create the tunnel ports of ``kinds`` that the bridge of ``dp_id`` lacks."""
+    """Create the tunnel ports of ``kinds`` (port kinds) that the bridge of ``dp_id``
+    lacks."""
     bridge, _ = ovs_cli.bridge(db, dp_id)
     present = set(ovs_cli.vsctl(db, "list-ports", bridge).split())
     args = []
@@ -49,10 +61,10 @@ def add_ports(db, dp_id, kinds):
 
 
 def remove_ports(db, dp_id, keep):
-    """Delete the bridge's sggw tunnel ports of kinds not in ``keep``; their names."""
+    """Delete the bridge's sggw tunnel ports of port kinds not in ``keep``; their names."""
     bridge, _ = ovs_cli.bridge(db, dp_id)
     present = set(ovs_cli.vsctl(db, "list-ports", bridge).split())
-    gone = [port_name(dp_id, kind) for kind in KINDS
+    gone = [port_name(dp_id, kind) for kind in PORT_KINDS
             if kind not in keep and port_name(dp_id, kind) in present]
     args = []
     for name in gone:
@@ -62,10 +74,39 @@ def remove_ports(db, dp_id, keep):
     return gone
 
 
-def check(db, remote_ip):
-    """What a copy to ``remote_ip`` meets in the underlay, as health shows it:
-    ``{"state": "ok", "via", "source", "next_hop", "mac"}``, or ``state`` ``unroutable``
-    or ``unresolved`` with an ``error``."""
+def check(db, datapath_type, remote_ip):
+    """What a copy to ``remote_ip`` meets in the underlay of a bridge of ``datapath_type``,
+    as health shows it: ``{"state": "ok", "via", "source", "next_hop", "mac"}``, or
+    ``state`` ``unroutable`` or ``unresolved`` with an ``error``."""
+    if datapath_type == "netdev":
+        return _check_userspace(db, remote_ip)
+    return _check_kernel(remote_ip)
+
+
+def _check_kernel(remote_ip):
+    try:
+        route = json.loads(ovs_cli.ip("-j", "route", "get", str(remote_ip)))[0]
+    except OvsError as exc:
+        return {"state": "unroutable", "error": "Linux has no route to %s (%s)"
+                % (remote_ip, str(exc).split(": ", 1)[-1])}
+    dev = route.get("dev")
+    next_hop = ipaddress.ip_address(route.get("gateway", str(remote_ip)))
+    out = {"via": dev, "source": route.get("prefsrc"), "next_hop": str(next_hop)}
+    if route.get("type", "unicast") != "unicast":
+        return dict(out, state="unroutable", error="Linux's route to %s is of type %s"
+                    % (remote_ip, route["type"]))
+    link = json.loads(ovs_cli.ip("-j", "link", "show", "dev", dev))[0]
+    if "NOARP" in link.get("flags", []):  # a point-to-point device (tun, WireGuard): no MAC
+        return dict(out, state="ok", mac=None)
+    for entry in json.loads(ovs_cli.ip("-j", "neigh", "show", "to", str(next_hop),
+                                       "dev", dev)):
+        if entry.get("lladdr") and USABLE & set(entry.get("state", [])):
+            return dict(out, state="ok", mac=entry["lladdr"])
+    return dict(out, state="unresolved", error="Linux does not know the MAC of %s on %s"
+                % (next_hop, dev))
+
+
+def _check_userspace(db, remote_ip):
     try:
         found = _fields(ovs_cli._appctl(db, "ovs/route/lookup", str(remote_ip)))
     except OvsError as exc:
@@ -88,10 +129,14 @@ def check(db, remote_ip):
     return dict(out, state="ok", mac=mac)
 
 
-def refresh(db, status):
-    """Set the MAC a successful :func:`check` found again, so its age starts anew. (Each
-    set makes OVS revalidate its datapath flows: not something to do every few seconds.)"""
-    ovs_cli._appctl(db, "tnl/neigh/set", status["via"], status["next_hop"], status["mac"])
+def refresh(db, datapath_type, status):
+    """On the userspace datapath, set the MAC a successful :func:`check` found again, so
+    its age starts anew. (Each set makes OVS revalidate its datapath flows: not something
+    to do every few seconds.) The kernel keeps its own neighbours fresh while they are
+    used."""
+    if datapath_type == "netdev":
+        ovs_cli._appctl(db, "tnl/neigh/set", status["via"], status["next_hop"],
+                        status["mac"])
 
 
 def neighbour(db, bridge, address):

@@ -1,8 +1,10 @@
 """Mirror copies to a remote analyzer over ERSPAN v1/v2, GRE and VXLAN, on the real switch.
 
-The bed runs in a network namespace of its own, with an underlay bridge whose LOCAL
-interface routes to an analyzer namespace (testbed/underlay.py). The analyzer decodes what
-arrives and compares each copy's inner frame with what really crossed hostA's wire.
+The bed runs in a network namespace of its own, with an underlay to an analyzer namespace
+as the README tells users to make one (testbed/underlay.py): on the userspace datapath a
+bridge whose LOCAL interface routes there, on the kernel's an ordinary interface. The
+analyzer decodes what arrives and compares each copy's inner frame with what really crossed
+hostA's wire.
 """
 import contextlib
 import secrets
@@ -15,6 +17,7 @@ import pytest
 from scapy.layers.inet import ICMP, TCP
 from scapy.layers.l2 import Ether
 
+from tests.e2e.kernel import DATAPATHS
 from tests.e2e.test_mirrors import api, both, frames, session
 from testbed.netns import inside
 from testbed.proc import wait_for
@@ -30,6 +33,8 @@ ERSPAN_V2 = {"erspan": {"remote_ip": ANALYZER_V6, "version": 2, "session_id": 9,
                         "direction": "egress", "hwid": 3}}
 GRE = {"gre": {"remote_ip": ANALYZER_V6, "key": 1234}}
 VXLAN = {"vxlan": {"remote_ip": ANALYZER_V4, "vni": 5001}}
+# ERSPAN over IPv4 and IPv6, GRE over IPv6 and VXLAN: one tunnel port each
+PORTS = ["sgw00000aerspan", "sgw00000aip6ers", "sgw00000aip6gre", "sgw00000avxlan"]
 OVERHEAD = {  # outer IP header and what the tunnel adds before the copied frame
     ("erspan", 7): 20 + 8 + 8,  # IPv4, GRE with a sequence number, ERSPAN type II
     ("erspan", 9): 40 + 8 + 12,  # IPv6, GRE with a sequence number, ERSPAN type III
@@ -38,10 +43,10 @@ OVERHEAD = {  # outer IP header and what the tunnel adds before the copied frame
 }
 
 
-@pytest.fixture(scope="module")
-def bed():
+@pytest.fixture(scope="module", params=DATAPATHS)
+def bed(request):
     with inside("sg%s-net" % secrets.token_hex(2)), contextlib.ExitStack() as undo:
-        with TwoSites(analyzers=1, token=TOKEN) as two_sites:
+        with TwoSites(analyzers=1, token=TOKEN, datapath=request.param) as two_sites:
             two_sites.underlay = Underlay(two_sites.ovs, two_sites.prefix).build(undo)
             two_sites.warm_up()
             yield two_sites
@@ -77,7 +82,7 @@ def test_every_kind_gets_exactly_one_copy_of_every_packet(bed):
     host, server = bed["hostA"], bed["serverB"]
     local = {"port": bed["ana1"].outside}
     with session(bed, "far", both(bed), [ERSPAN_V1, ERSPAN_V2, GRE, VXLAN, local]):
-        assert tunnel_ports(bed) == ["sgw00000aerspan", "sgw00000agre", "sgw00000avxlan"]
+        assert tunnel_ports(bed) == PORTS
         with watching(bed, "icmp or tcp port 5201") as cap:
             assert host.ping(server.ipv4, count=3, interval=0.1) == 3
             assert host.ping(bed["routerA"].ipv4, count=2, interval=0.1) == 2
@@ -254,13 +259,13 @@ def test_health_names_an_unroutable_or_unresolved_analyzer(bed):
         assert found["gre:%s/1" % UNROUTABLE_V4]["state"] == "unroutable"
         assert found["vxlan:%s/2" % SILENT_V4]["state"] == "unresolved"
         ok = found["gre:[%s]/1234" % ANALYZER_V6]
-        assert ok["state"] == "ok" and ok["via"] == bed.underlay.bridge
+        assert ok["state"] == "ok" and ok["via"] == bed.underlay.device
         metrics = bed.controller.call("GET", "/metrics")[1]
         assert 'sggw_mirror_remote_destination_ok{datapath="site-a",destination="gre:%s/1",' \
             'session="nowhere"} 0' % UNROUTABLE_V4 in metrics
         assert 'destination="gre:[%s]/1234",session="nowhere"} 1' % ANALYZER_V6 in metrics
         api(bed, "DELETE", "/nowhere")
-        assert tunnel_ports(bed) == ["sgw00000agre"]  # still used by also-gre
+        assert tunnel_ports(bed) == ["sgw00000aip6gre"]  # still used by also-gre
     assert tunnel_ports(bed) == []
     status, health = bed.controller.call("GET", "/v1/health")
     assert health["status"] == "ok"
@@ -287,7 +292,7 @@ def test_a_controller_restart_keeps_remote_sessions_and_changes_no_flow(bed):
         sync = bed.controller.get("/v1/switches/site-a")["last_sync"]
         assert (sync["added"], sync["removed"]) == (0, 0), sync
         assert bed.ovs.static_flows(bed.bridge("a")) == before
-        assert tunnel_ports(bed) == ["sgw00000aerspan", "sgw00000agre", "sgw00000avxlan"]
+        assert tunnel_ports(bed) == PORTS
         with watching(bed, "icmp") as cap:
             assert bed["hostA"].ping(bed["serverB"].ipv4, count=2, interval=0.1) == 2
         got = copies(cap["remote"])

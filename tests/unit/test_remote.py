@@ -16,7 +16,7 @@ ERSPAN_V2 = {"erspan": {"remote_ip": "2001:db8::50", "version": 2, "session_id":
 GRE = {"gre": {"remote_ip": "192.0.2.51", "key": 1234, "mtu": 9000}}
 VXLAN = {"vxlan": {"remote_ip": "2001:db8::51", "vni": 5001}}
 TUNNEL_PORTS = {20 + i: remote_flows.port_name(1, kind)
-                for i, kind in enumerate(remote.KINDS)}
+                for i, kind in enumerate(remote_flows.PORT_KINDS)}
 
 
 def session(*destinations, **more):
@@ -89,7 +89,7 @@ def placed(*destinations, **more):
 def test_remote_copies_are_addressed_cut_and_sent_through_the_port_of_their_kind():
     dp, ports, found = placed(ERSPAN_V1, GRE, {"port": "mon1"}, snaplen=1000)
     assert [(dest_id, port) for dest_id, _, port in found.destinations] == [
-        (tables.REMOTE_BASE, 20), (tables.REMOTE_BASE + 1, 21), (6, 6)]
+        (tables.REMOTE_BASE, 20), (tables.REMOTE_BASE + 1, 22), (6, 6)]
     flows = {f.match[tables.REG_MIRROR_PORT]: f for f in mirror.session_flows(found, ports)
              if f.table_id == tables.MIRROR_OUT.id}
     clone = flows[tables.REMOTE_BASE].instructions[0].actions[0]
@@ -98,7 +98,7 @@ def test_remote_copies_are_addressed_cut_and_sent_through_the_port_of_their_kind
                       "tun_erspan_idx": 5}
     assert (clone.actions[-1].port, clone.actions[-1].max_len) == (20, 1000)  # snaplen
     gre_out = flows[tables.REMOTE_BASE + 1].instructions[0].actions[0].actions[-1]
-    assert (gre_out.port, gre_out.max_len) == (21, 1000)
+    assert (gre_out.port, gre_out.max_len) == (22, 1000)
     assert not [f for f in mirror.session_flows(found, ports)
                 if f.table_id == tables.MIRROR_TRIM.id]  # the snaplen cuts every copy
 
@@ -120,6 +120,18 @@ def test_without_a_snaplen_copies_too_long_for_the_path_mtu_are_cut_and_counted(
             whole.instructions[0].actions[-1].max_len) == (20, remote_flows.WHOLE)
     part = desired.plan(dp, ports)[("mirror", found.session.id)].build()
     assert [m.meter_id for m in part.meters] == [tables.cut_meter(found.session.id)]
+
+
+def test_gre_and_erspan_over_ipv6_leave_through_ports_of_their_own_vxlan_through_one():
+    """OVS's kernel datapath sends GRE and ERSPAN over IPv6 only through ip6gre and
+    ip6erspan ports (a gre or erspan port drops them silently)."""
+    gre6 = {"gre": dict(GRE["gre"], remote_ip="2001:db8::51")}
+    vxlan4 = {"vxlan": dict(VXLAN["vxlan"], remote_ip="192.0.2.52")}
+    _, _, found = placed(ERSPAN_V1, ERSPAN_V2, GRE, gre6, VXLAN, vxlan4)
+    assert [TUNNEL_PORTS[port] for _, _, port in found.destinations] == [
+        "sgw000001erspan", "sgw000001ip6ers", "sgw000001gre", "sgw000001ip6gre",
+        "sgw000001vxlan", "sgw000001vxlan"]
+    assert max(map(len, TUNNEL_PORTS.values())) == 15  # Linux's longest interface name
 
 
 def test_without_its_tunnel_port_a_remote_destination_waits():
