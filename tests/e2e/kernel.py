@@ -91,6 +91,8 @@ class GuestRun:
                     continue
                 report = self.config.hook.pytest_report_from_serializable(
                     config=self.config, data=json.loads(line[len(REPORT):]))
+                if report.skipped and isinstance(report.longrepr, list):
+                    report.longrepr = tuple(report.longrepr)  # (path, line, reason): JSON
                 with self.changed:
                     self.reports[report.nodeid].append(report)
                     if report.when == "teardown":

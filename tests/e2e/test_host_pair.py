@@ -1,12 +1,13 @@
 """``match: host_pair`` on the real switch: one learned reverse path per host pair."""
 import pytest
 
+from tests.e2e.kernel import DATAPATHS
 from testbed.topology import TwoSites
 
 
-@pytest.fixture(scope="module")
-def bed():
-    with TwoSites(reverse_path={"match": "host_pair"}) as two_sites:
+@pytest.fixture(scope="module", params=DATAPATHS)
+def bed(request):
+    with TwoSites(reverse_path={"match": "host_pair"}, datapath=request.param) as two_sites:
         two_sites.warm_up()
         yield two_sites
 
@@ -28,6 +29,7 @@ def test_host_pair_mode_learns_one_flow_per_host_pair(bed):
     assert sum(bed.controller.packet_ins(bed.dp_name(s)) for s in "ab") == 0
 
 
+@pytest.mark.userspace_only("restarts on the kernel datapath: test_core's")
 def test_after_a_controller_restart_health_is_ok(bed):
     bed.controller.stop()
     bed.controller.start()

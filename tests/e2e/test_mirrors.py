@@ -13,6 +13,7 @@ import pytest
 from scapy.layers.inet import ICMP, IP, TCP
 from scapy.layers.l2 import Dot1Q, Ether
 
+from tests.e2e.kernel import DATAPATHS
 from testbed.proc import wait_for
 from testbed.sniff import Sniffer
 from testbed.topology import TwoSites
@@ -23,9 +24,9 @@ TRAFFIC = "icmp or tcp port 5001 or tcp port 443"
 ANALYZERS = ("ana1", "ana2", "ana3")
 
 
-@pytest.fixture(scope="module")
-def bed():
-    with TwoSites(analyzers=3, token=TOKEN) as two_sites:
+@pytest.fixture(scope="module", params=DATAPATHS)
+def bed(request):
+    with TwoSites(analyzers=3, token=TOKEN, datapath=request.param) as two_sites:
         two_sites.warm_up()
         yield two_sites
 
@@ -129,6 +130,7 @@ def test_rx_and_tx_sessions_copy_only_their_direction(bed, echo):
     assert frames(cap["ana2"].packets) == frames(received)
 
 
+@pytest.mark.userspace_only("OpenFlow matching: the same on any datapath")
 def test_a_filter_copies_only_matching_packets(bed, echo):
     with session(bed, "https", both(bed), to(bed, "ana1"),
                  filter={"ip_proto": "tcp", "dst_port": 443}):
@@ -222,6 +224,7 @@ def _mirror_state(bed):
     return flows, groups, meters
 
 
+@pytest.mark.userspace_only("restarts on the kernel datapath: test_core's")
 def test_sessions_made_over_rest_survive_a_controller_restart(bed):
     host, server = bed["hostA"], bed["serverB"]
     with session(bed, "lasting", both(bed), to(bed, "ana1")):

@@ -283,6 +283,7 @@ def test_a_bad_remote_destination_is_refused_and_changes_nothing(bed):
     assert api(bed, "GET")[1] == []
 
 
+@pytest.mark.userspace_only("restarts on the kernel datapath: test_core's")
 def test_a_controller_restart_keeps_remote_sessions_and_changes_no_flow(bed):
     with session(bed, "kept", both(bed), [ERSPAN_V1, ERSPAN_V2, GRE, VXLAN]):
         before = bed.ovs.static_flows(bed.bridge("a"))
