@@ -13,9 +13,27 @@ with 9p's page and attribute cache (the root mount has none, and every ``stat`` 
 or ``exec`` would cross to the host), loads ``openvswitch`` and runs the command.
 
 KVM is used only where the CPU has hardware virtualization (``vmx``/``svm``); elsewhere QEMU
-emulates the CPU (TCG): correct, but the same work takes many times longer, which
-:func:`slowdown` measures for the bed's deadlines. What was tried to get KVM working on a
-machine whose ``/dev/kvm`` is a page-table-based nested hypervisor: README's "Tests".
+emulates the CPU (TCG): correct, but the same work takes 10-15 times longer, which the
+guest measures (:func:`speed`, here and there) to lengthen the bed's deadlines. Boot to the
+command: about 10 s (20-25 s on a loaded machine).
+
+Why not KVM on this project's machines (Firecracker guests, tried on 2026-12-07): their
+``/dev/kvm`` is ``kvm_pvm`` (a page-table-based hypervisor, ``nested_pvm=1``; no ``vmx`` or
+``svm`` in /proc/cpuinfo), which runs kernels built as PVM guests (CONFIG_PVM_GUEST, as the
+host's own) at speed and an unmodified kernel such as Debian's in emulation of its own:
+
+- ``-cpu max``/``host``: QEMU stops at once, "failed to set MSR 0x10a" (the host reports no
+  IA32_ARCH_CAPABILITIES); ``-cpu host,arch-capabilities=off``, ``qemu64``, ``kvm64``,
+  machine types q35, pc and microvm: all boot, but the bzImage's decompressor alone ran
+  for more than 5 minutes (its byte-copy loop at ~200 KB/s: every few instructions exit
+  to the hypervisor), also with ``nokaslr``, ``noapic``, ``nolapic``, ``no-kvmclock``,
+  ``tsc=reliable``, ``clocksource=tsc``, ``earlyprintk``.
+- Booting the decompressed ``vmlinux`` through its PVH entry skips the decompressor: the
+  kernel then reached its memory setup after 12 s of guest time (TCG: the whole boot to
+  the root mount in 2.2 s), about 100 times slower than emulation.
+- Debian has no PVM guest kernel, and the host's own (which is one) has no module support
+  and no openvswitch: KVM here would need a kernel built for it. So: TCG, with ``-cpu
+  qemu64`` (below).
 """
 import glob
 import os
