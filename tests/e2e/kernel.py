@@ -15,6 +15,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 
 import pytest
 from _pytest.reports import TestReport
@@ -34,7 +35,7 @@ def param(*values):
 DATAPATHS = [param("netdev"), param("system")]
 REPORT = "sggw-report "  # a line of the guest's fd 3 that carries one serialized report
 REPORTS_FD = 3
-VM_TIMEOUT = 3600  # seconds: the guest run as a whole, a hang guard
+VM_TIMEOUT = 3600  # seconds for the guest's run as a whole: a hang guard
 LOG_TAIL = 60  # lines of the VM's output quoted when it ends before a test's reports
 
 
@@ -65,6 +66,7 @@ class GuestRun:
         self.changed = threading.Condition()
         self.vm = None
         self._args = None
+        self._deadline = None
 
     def start(self):
         fd, self._args = tempfile.mkstemp(prefix="sggw-kernel-tests-", suffix=".txt")
@@ -78,6 +80,7 @@ class GuestRun:
         if os.environ.get("SGGW_KEEP_BED"):
             env["SGGW_KEEP_BED"] = "1"
         self.vm = vm.KernelVm(argv, env).start()
+        self._deadline = time.monotonic() + VM_TIMEOUT
         threading.Thread(target=self._read_reports, daemon=True).start()
         threading.Thread(target=self._read_log, daemon=True).start()
         return self
@@ -115,9 +118,13 @@ class GuestRun:
                 log.flush()
 
     def wait(self, nodeid):
-        """The reports of ``nodeid`` once it is done (or the VM ended without it)."""
+        """The reports of ``nodeid`` once it is done (or the VM ended without it; past
+        VM_TIMEOUT it is powered off)."""
         with self.changed:
-            self.changed.wait_for(lambda: nodeid in self.done or self.ended, VM_TIMEOUT)
+            if not self.changed.wait_for(lambda: nodeid in self.done or self.ended,
+                                         max(0, self._deadline - time.monotonic())):
+                self.tail.append("(powered off after %d s)" % VM_TIMEOUT)
+                self.vm.stop()
             return list(self.reports.get(nodeid, []))
 
     def stop(self):
