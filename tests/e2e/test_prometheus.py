@@ -20,6 +20,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 SCRAPE_S = 1  # the shipped 5 s, shortened so that a 10 s run has enough samples
 PINGS, INTERVAL = 200, 0.05  # 20 requests/s, each mirrored with its reply: 40 copies/s
 
+pytestmark = pytest.mark.userspace_only("Prometheus reads /metrics: the same on any datapath")
+
 
 class Prometheus:
     """A prometheus process of the test's own; queries over its HTTP API."""

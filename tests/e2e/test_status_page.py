@@ -23,6 +23,8 @@ NETWORK = "Failed to load resource: the server responded with a status of %s"
 UNAUTHORIZED, BAD_REQUEST = NETWORK % "401 (Unauthorized)", NETWORK % "400 (Bad Request)"
 SITE_A = '[data-switch="site-a"]'
 
+pytestmark = pytest.mark.userspace_only("the page reads the REST API: the same on any datapath")
+
 
 @pytest.fixture(scope="module")
 def browser():
