@@ -153,6 +153,16 @@ class PrivateOvs(Ovs):
     def appctl(self, *args):
         return run("ovs-appctl", "-t", "%s/ovs-vswitchd.ctl" % self.rundir, *args)
 
+    def revalidated(self):
+        """Return once ovs-vswitchd's datapath cache follows its flow tables as they are now.
+
+        A flow change is confirmed (barrier) before the revalidator re-translates the cached
+        datapath flows, and their packets take the old actions until it has. A
+        ``revalidator/wait`` answers when the round under way ends, so the second one
+        covers a whole round that started after this call."""
+        for _ in range(2):
+            self.appctl("revalidator/wait")
+
     def flush_datapath_cache(self):
         """Forget cached datapath flows, so the next packets run (and learn) afresh."""
         self.appctl("dpctl/del-flows")
