@@ -225,11 +225,7 @@ def test_remotely_initiated_traffic_reaches_the_local_host(bed, no_packet_ins):
 
 def test_unknown_neighbour_is_probed_then_delivered(bed):
     host, server = bed["hostA"], bed["serverB"]
-    for table in (20, 22):  # site B forgets its hosts and every reverse path to them
-        bed.ovs.ofctl("del-flows", bed.bridge("b"), "table=%d" % table)
-    # until OVS's revalidator re-translated them, flows it cached still deliver (and their
-    # replies teach site B the neighbour again)
-    bed.ovs.revalidated()
+    bed.forget("b", server.ipv4)  # site B forgets its hosts and every reverse path to them
     punted = bed.controller.packet_ins("site-b")
     # the first packets find no neighbour: counted, punted (metered), and a probe goes out;
     # once the answer is learned they are delivered
