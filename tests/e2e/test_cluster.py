@@ -24,6 +24,9 @@ from tests.ovsdb_cluster import Cluster
 
 RULE = {"name": "extra", "ipv4_dst": "10.99.0.0/16"}
 PING_INTERVAL = 0.05  # 20 packets/s
+# A negative ("writes nothing more") can only be watched for a while: two of the 1 s retries
+# (app/switch.py REPAIR_INTERVAL) a master still writing would make
+NO_WRITE_WINDOW = 2.0
 
 
 class ClusterBed(TwoSites):
@@ -156,20 +159,6 @@ def static_with_durations(bed, site):
     return out
 
 
-class Ping:
-    """hostA pings serverB across the tunnel at 20 packets/s until stopped."""
-
-    def __init__(self, bed):
-        self.proc = bed["hostA"].popen("ping", "-n", "-i", str(PING_INTERVAL), "-W", "1",
-                                       bed["serverB"].ipv4, stdout=-1, text=True)
-
-    def stop(self):
-        self.proc.send_signal(signal.SIGINT)
-        out = self.proc.communicate(timeout=10)[0]
-        sent, got = re.search(r"(\d+) packets transmitted, (\d+) received", out).groups()
-        return int(sent), int(got)
-
-
 def test_one_master_programs_and_a_create_sent_to_the_standby_shows_everywhere(cbed):
     one, two = cbed.instances["one"].health(), cbed.instances["two"].health()
     assert (one["cluster"]["role"], two["cluster"]["role"]) == ("master", "standby")
@@ -197,8 +186,8 @@ def test_killing_the_master_under_traffic_loses_no_ping_and_the_other_takes_over
     before = static_with_durations(cbed, "a")
     copies = Sniffer(cbed["ana1"].ns, bpf="icmp", direction="in").__enter__()
     wire = Sniffer(cbed["hostA"].ns, bpf="icmp").__enter__()
-    ping = Ping(cbed)
-    time.sleep(1)
+    ping = cbed["hostA"].pinger(cbed["serverB"].ipv4, interval=PING_INTERVAL)
+    ping.wait_replies(20)  # a second of traffic through the switches before the kill
     cbed.instances[old].stop(kill=True)
     killed = time.monotonic()
     try:
@@ -316,7 +305,7 @@ def test_a_master_whose_switch_has_a_newer_master_stops_writing_and_does_not_fig
 
         answer = create(cbed, old, dict(RULE, name="fenced", ipv4_dst="10.96.0.0/16"))
         assert answer.status_code == 503, answer.text
-        time.sleep(1)
+        time.sleep(NO_WRITE_WINDOW)
         unchanged_since(cbed, before, time.monotonic() - started)
         assert "fenced" not in captures(cbed, other)
         assert role_of(cbed, other) == "standby"
@@ -348,7 +337,7 @@ def test_a_hung_master_is_replaced_and_steps_down_without_touching_the_switch(cb
         proc.send_signal(signal.SIGCONT)
     assert took <= 10.0, took
     wait_for(lambda: role_of(cbed, old) == "standby", 20, what="the hung master stepped down")
-    time.sleep(1)
+    time.sleep(NO_WRITE_WINDOW)
     after = static_with_durations(cbed, "a")
     assert set(after) == set(before)
     elapsed = time.monotonic() - stopped
