@@ -20,7 +20,7 @@ from testbed.ovs import Flow
 from testbed.proc import free_port, wait_for
 from testbed.sniff import Sniffer
 from testbed.topology import TwoSites
-from tests.ovsdb_cluster import Cluster
+from testbed.ovsdb_cluster import Cluster
 
 RULE = {"name": "extra", "ipv4_dst": "10.99.0.0/16"}
 PING_INTERVAL = 0.05  # 20 packets/s

@@ -9,7 +9,7 @@ from app import config
 from app.store.cluster_store import ClusterStore
 from app.store.ovsdb_client import Ovsdb
 from app.store.store import FIRST_API_ID, StoreError
-from ovsdb_cluster import Cluster
+from testbed.ovsdb_cluster import Cluster
 from stored import committed, made
 from ryu.lib import hub
 
