@@ -6,11 +6,11 @@ so what is found in the store and on the switches tells which write put it there
 
 An answer is one of three :data:`OUTCOMES`: ``ok`` (2xx: it happened), ``refused`` (an
 error answer: the API promises nothing changed; a 409 "already exists" also says the object
-was there, a 404 that it was not) or unknown: no answer. Unknown comes in two sorts. The
-connection broke (the instance was killed, or closed it): whatever the request did, it did
-before the writer's next request, which is sent only after the break (``unknown``). The
-client gave up waiting (``late``): the request may still be in a hung instance's socket and
-take effect at any later time, or never.
+was there, a 404 that it was not) or unknown. Unknown comes in two sorts. The connection
+broke (the instance was killed, or closed it): whatever the request did, it did before the
+writer's next request, which is sent only after the break (``unknown``). The client gave up
+waiting, or the answer was a 504 (the store has not settled the change): the request may
+still take effect at any later time, or never (``late``).
 
 :func:`replay` follows one object's requests and keeps every state it may be in (a version,
 or absent); a request whose answer no possible state allows (a 404 after an acknowledged
@@ -69,6 +69,8 @@ class Request:
 
     @property
     def outcome(self):
+        if self.status == 504:  # the store has not settled it: it may still be made
+            return LATE
         if self.status is not None:
             return OK if 200 <= self.status < 300 else REFUSED
         if self.error == "timeout":

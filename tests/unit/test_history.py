@@ -57,7 +57,7 @@ def test_addresses_that_are_no_version_say_so():
 
 
 @pytest.mark.parametrize("request_, outcome", [
-    (create(1), OK), (delete(), OK), (create(1, **EXISTS), REFUSED),
+    (create(1), OK), (delete(), OK), (create(1, **EXISTS), REFUSED), (create(1, status=504), LATE),
     (create(1, status=503), REFUSED), (reset(CREATE, 1), UNKNOWN), (late(CREATE, 1), LATE),
     (req(CREATE, 1, status=None, error="refused connection"), REFUSED)])
 def test_an_answer_says_whether_it_happened(request_, outcome):
