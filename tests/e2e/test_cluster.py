@@ -1,11 +1,17 @@
 """Two sggw instances sharing a real 3-member clustered ovsdb-server, both bridges of the
 two-site bed connected to both: one master programs, the other stands by; the master
 killed, hung or its store leader lost, the data plane keeps forwarding and nothing that
-REST made is lost. What is checked is what a user sees: pings, ``ovs-vsctl list
-controller`` (the role each switch gives each controller), ``dump-flows`` and the REST API.
+REST made is lost; the whole store deleted and made anew, a master is back within seconds
+and the switches lose no packet. What is checked is what a user sees: pings, ``ovs-vsctl
+list controller`` (the role each switch gives each controller), ``dump-flows``, the REST
+API, the log and sggwctl.
 """
+import json
+import os
 import re
 import signal
+import subprocess
+import sys
 import time
 from collections import Counter
 
@@ -24,6 +30,9 @@ from testbed.ovsdb_cluster import Cluster
 
 RULE = {"name": "extra", "ipv4_dst": "10.99.0.0/16"}
 PING_INTERVAL = 0.05  # 20 packets/s
+# what the log says when a switch refuses a role request as stale (OFPRRFC_STALE)
+STALE = re.compile(r"^.*(?:MASTER|SLAVE) with generation \d+ refused.*$", re.M)
+SGGWCTL = os.path.join(os.path.dirname(sys.executable), "sggwctl")
 
 
 class ClusterBed(TwoSites):
@@ -202,15 +211,26 @@ def test_killing_the_master_under_traffic_loses_no_ping_and_the_other_takes_over
     time.sleep(1)
     cbed.instances[old].stop(kill=True)
     killed = time.monotonic()
+    reads = []  # every health read of the new master from its first as master
+
+    def granted():
+        health = cbed.instances[new].health()
+        if health and health["cluster"]["role"] == "master":
+            reads.append(health)
+            return cbed.granted_everywhere(new)
+        return False
     try:
-        wait_for(lambda: cbed.granted_everywhere(new), 5, interval=0.02,
+        wait_for(granted, 5, interval=0.02,
                  what="the standby confirmed master on both switches")
         took = time.monotonic() - killed
-        wait_for(lambda: cbed.master_everywhere(new), 10, what="OVS showing the new master")
+        wait_for(lambda: granted() and cbed.master_everywhere(new), 10, interval=0.02,
+                 what="OVS showing the new master")
         sent, got = ping.stop()
         seen, mirrored = wire.stop(), copies.stop()
         assert took <= 2.0, took
         assert sent >= 20 and got == sent, (sent, got)  # >= 1 s of pings, none lost
+        # the standby had checked the switches' OVS settings: never "pending" as master
+        assert len(reads) >= 10 and [h for h in reads if h["status"] != "ok"] == [], reads
         assert len(seen) == 2 * sent
         assert Counter(bytes(p) for p in mirrored) == Counter(bytes(p) for p in seen)
         after = static_with_durations(cbed, "a")
@@ -218,10 +238,12 @@ def test_killing_the_master_under_traffic_loses_no_ping_and_the_other_takes_over
 
         answer = create(cbed, new, dict(RULE, name="after-kill", ipv4_dst="10.98.0.0/16"))
         assert answer.status_code == 201, answer.text
+        restarted = len(cbed.instances[old].log())
         cbed.instances[old].start()
         wait_for(lambda: standing_by(cbed, old), 30, what="the old master as standby")
         wait_for(lambda: {"extra", "after-kill"} <= captures(cbed, old), 5,
                  what="the old master reads what was made meanwhile")
+        assert STALE.findall(cbed.instances[old].log()[restarted:]) == []  # read the store first
     finally:  # the module's bed keeps two instances, whatever failed above
         if not cbed.instances[old].running():
             cbed.instances[old].start()
@@ -331,6 +353,121 @@ def test_a_master_whose_switch_knows_a_newer_generation_stops_then_stands_above_
         client.close()
         cbed.ovs.vsctl("set-controller", bridge, *targets)
     wait_for(lambda: cbed.master_everywhere(old), 10, what="OVS showing the master")
+
+
+def dropped_since(bed, name, seconds):
+    """Both bridges dropped their connection to instance ``name`` in the last ``seconds``
+    (OVS says how long ago its controller connection was lost)."""
+    out = json.loads(bed.ovs.vsctl("--columns=target,status", "--format=json", "list",
+                                   "controller"))
+    ages = [dict(status[1]).get("sec_since_disconnect") for target, status in out["data"]
+            if target == bed.target(name)]
+    return len(ages) == 2 and all(age is not None and int(age) < seconds for age in ages)
+
+
+def test_a_woken_master_reads_the_store_before_asking_any_role(cbed):
+    """Hung long enough for the standby to take over and for both switches to drop it (OVS
+    probes a silent controller after 5 s, drops it 5 s later), the woken master asks
+    nothing with its old generation: no refusal, it just stands by."""
+    old = master(cbed)
+    new = standby_of(old)
+    generation = cbed.instances[old].health()["cluster"]["generation"]
+    log_start = len(cbed.instances[old].log())
+    proc = cbed.instances[old].process
+    proc.send_signal(signal.SIGSTOP)
+    stopped = time.monotonic()
+    try:
+        wait_for(lambda: cbed.granted_everywhere(new), 20, what="the standby master")
+        wait_for(lambda: dropped_since(cbed, old, time.monotonic() - stopped), 30,
+                 interval=0.5, what="both switches dropping the hung master")
+    finally:
+        proc.send_signal(signal.SIGCONT)
+    print("woke the master after %.1f s" % (time.monotonic() - stopped))
+    wait_for(lambda: standing_by(cbed, old), 30, what="the woken master as standby")
+    log = cbed.instances[old].log()[log_start:]
+    assert STALE.findall(log) == [], log
+    assert cbed.instances[new].health()["cluster"]["generation"] == generation + 1
+    wait_for(lambda: cbed.master_everywhere(new), 10, what="OVS showing the new master")
+
+
+def sggwctl(bed, name, *args):
+    done = subprocess.run([SGGWCTL, "--api", bed.instances[name].api, *map(str, args)],
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0 and done.stderr == "", done
+    return done.stdout
+
+
+def test_a_store_deleted_and_made_anew_under_traffic_has_a_master_within_seconds(
+        cbed, tmp_path):
+    """The whole store deleted and created again (a rebuild; a restore from a backup
+    alike) while the cluster runs and hostA pings serverB: the switches know a generation
+    the new store does not, and a master commits one above it by itself. No packet is
+    lost and the config's flows stay as they were (none re-added). The REST-made objects
+    of the old store are gone with it (docs/deployment.md): the new master removes them
+    from the switches, and ``sggwctl import`` of an earlier ``sggwctl export`` puts them
+    back."""
+    old = master(cbed)
+    generation = cbed.instances[old].health()["cluster"]["generation"]
+    for site in ("site-a", "site-b"):  # only this test's REST-made objects from here on
+        for kind in ("captures", "mirrors"):
+            for obj in cbed.instances[old].get("/v1/switches/%s/%s" % (site, kind)):
+                if obj["source"] == "api":
+                    assert cbed.instances[old].call("DELETE", "/v1/switches/%s/%s/%s" % (
+                        site, kind, obj["name"]))[0] == 204
+    config_only = {site: static_with_durations(cbed, site) for site in "ab"}
+    answer = create(cbed, old, dict(RULE, name="before-rebuild", ipv4_dst="10.95.0.0/16"))
+    assert answer.status_code == 201, answer.text
+    status, body = cbed.instances[old].call("POST", "/v1/switches/site-a/mirrors", {
+        "name": "kept-aside", "sources": [{"port": "lan"}],
+        "destinations": [{"port": cbed["ana1"].outside}], "rate_limit": {"pps": 100}})
+    assert status == 201, body
+    saved = tmp_path / "objects.json"
+    sggwctl(cbed, old, "export", "-o", saved)
+    before = {site: static_with_durations(cbed, site) for site in "ab"}
+    since = time.monotonic()
+    groups = sorted(cbed.ovs.ofctl("dump-groups", cbed.bridge("a")).splitlines()[1:])
+    ping = Ping(cbed)
+    try:
+        time.sleep(1)
+        deleted = time.monotonic()
+        cbed.store.stop()
+        cbed.store.remove()
+        cbed.store.create()
+        created = time.monotonic()
+
+        def programs():
+            name = master(cbed)
+            return name if name and cbed.granted_everywhere(name) else None
+        new = wait_for(programs, 60, interval=0.05, what="a master programming again")
+        took = time.monotonic() - created
+        time.sleep(1)
+    finally:
+        sent, got = ping.stop()
+    health = cbed.instances[new].health()
+    print("store deleted and made anew: it answered %.2f s after the delete; %s master with "
+          "generation %d (the switches knew %d), programming both switches %.2f s after the "
+          "new store answered (%.2f s after the delete); pings: %d sent, %d received" % (
+              created - deleted, new, health["cluster"]["generation"], generation, took,
+              created - deleted + took, sent, got))
+    assert took < 10, took
+    assert health["cluster"]["generation"] == generation + 1, health["cluster"]
+    assert sent >= 20 and got == sent, (sent, got)
+    elapsed = time.monotonic() - since
+    for site in "ab":  # the REST-made objects' flows went, the config's stayed untouched
+        after = static_with_durations(cbed, site)
+        assert set(after) == set(config_only[site]), site
+        kept = [k for k in after if k in before[site]]
+        assert kept and [k for k in kept if after[k] < before[site][k] + elapsed - 2] == []
+    assert captures(cbed, new) == {"to-remote", "to-remote-v6"}  # the config's only
+    wait_for(lambda: standing_by(cbed, standby_of(new)), 30, what="the other as standby")
+
+    out = sggwctl(cbed, standby_of(new), "import", saved)  # to the standby: a 307 to the master
+    assert out.splitlines() == ["site-a: capture rule before-rebuild: created",
+                                "site-a: mirror session kept-aside: created"], out
+    for site in "ab":
+        assert set(static_with_durations(cbed, site)) == set(before[site]), site
+    assert sorted(cbed.ovs.ofctl("dump-groups", cbed.bridge("a")).splitlines()[1:]) == groups
+    assert STALE.findall(cbed.instances[new].log()) == []
 
 
 @pytest.mark.slow
