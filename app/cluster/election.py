@@ -35,6 +35,7 @@ from app.store.ovsdb_client import OvsdbError
 LOG = logging.getLogger("sggw.election")
 TABLE = "Election"
 STANDBY, ELECTING, MASTER = "standby", "electing", "master"
+FRESH_WAIT = 5.0  # seconds a claim waits for a current copy of the store
 
 
 class Election:
@@ -89,6 +90,10 @@ class Election:
         self.on_standby()
 
     def _claim(self):
+        if not (self.db.fresh(FRESH_WAIT) and self.db.live and self.db.has_lock):
+            self._claiming = False  # a woken instance's copy said it held the lock
+            self.role = STANDBY
+            return
         try:
             generation = self._commit_generation()
         except OvsdbError as exc:

@@ -124,9 +124,11 @@ def role_of(bed, name):
 
 
 def standing_by(bed, name):
-    """``name`` is a standby that holds both switches and has checked their OVS settings."""
+    """``name`` is a standby connected to the store (it can take over at once) that holds
+    both switches and has checked their OVS settings."""
     health = bed.instances[name].health()
-    return health and health.get("cluster", {}).get("role") == "standby" and all(
+    return health and health.get("cluster", {}).get("role") == "standby" and health[
+        "cluster"]["store_connected"] and all(
         s["state"] == "standby" and "pending" not in s["ovs_settings"]
         for s in health["switches"].values())
 
@@ -450,7 +452,7 @@ def test_a_store_deleted_and_made_anew_under_traffic_has_a_master_within_seconds
               created - deleted, new, health["cluster"]["generation"], generation, took,
               created - deleted + took, sent, got))
     assert took < 10, took
-    assert health["cluster"]["generation"] == generation + 1, health["cluster"]
+    assert health["cluster"]["generation"] > generation, health["cluster"]  # above the switches'
     assert sent >= 20 and got == sent, (sent, got)
     elapsed = time.monotonic() - since
     for site in "ab":  # the REST-made objects' flows went, the config's stayed untouched
@@ -485,7 +487,7 @@ def test_a_hung_master_is_replaced_and_steps_down_without_touching_the_switch(cb
     finally:
         proc.send_signal(signal.SIGCONT)
     assert took <= 10.0, took
-    wait_for(lambda: role_of(cbed, old) == "standby", 20, what="the hung master stepped down")
+    wait_for(lambda: standing_by(cbed, old), 30, what="the hung master stepped down")
     time.sleep(1)
     after = static_with_durations(cbed, "a")
     assert set(after) == set(before)
