@@ -54,10 +54,11 @@ class Switch:
         self.of_port = of_port  # where sggw listens for OpenFlow
         self.members = members  # OpenFlow targets of the other instances of its cluster
         self.role = None  # in a cluster: the OpenFlow role the switch last granted
+        self.generation = None  # in a cluster: the highest role generation it has told
         self.lock = hub.Semaphore(1)
         self.state = "connecting"  # -> programmed | failed
         self.error = None
-        self.ovs = ovs_settings.Review()  # the last check of the OVS settings
+        self.ovs = ovs_settings.Review(pending=True)  # the last check of the OVS settings
         self.conntrack_error = None
         self.portmap = None
         self.installed = {}  # part key -> reconcile.PartState
@@ -481,9 +482,9 @@ class Switch:
 
     def start(self, settings):
         """Watch the switch (echoes), have ``settings`` (app.ovs.settings_watch) check its OVS
-        settings from now on, and program it."""
+        settings soon (and fix them, now that it writes: a standby's check is kept till
+        then), and program it."""
         hub.spawn(self.liveness.run)
-        self.ovs = ovs_settings.Review(pending=True)
         settings.request()
         self.sync()
 

@@ -210,6 +210,76 @@ def test_paths_list_by_host_and_port_then_flush(bed):
     assert not [p for p in left if server_b.ipv4 in (p["reply"]["src"], p["reply"]["dst"])]
 
 
+# --- export and import ---------------------------------------------------------------------
+
+def listed(bed):
+    """Every switch's REST-made objects as GET lists them, without counters."""
+    return {(switch, kind): [{k: v for k, v in o.items() if k != "counters"}
+                             for o in api_get(bed, "/v1/switches/%s/%s" % (switch, kind))[1]
+                             if o["source"] == "api"]
+            for switch in ("site-a", "site-b") for kind in ("captures", "mirrors")}
+
+
+def test_export_then_import_puts_the_rest_made_objects_back(bed, tmp_path):
+    ok(bed, "captures", "add", "-s", "site-b", "dns", "--ipv4-dst", "10.1.0.53/32",
+       "--proto", "udp", "--dst-port", "53")
+    ok(bed, "mirrors", "add", "-s", "site-a", "span3", "--source", "lan,rx",
+       "--dest", bed["ana1"].outside + ",vlan=7", "--pps", "100")
+    before = listed(bed)
+    saved = tmp_path / "objects.json"
+    assert ok(bed, "export", "-o", saved) == ""
+    document = json.loads(saved.read_text())
+    assert json.loads(ok(bed, "export")) == document
+    assert document["switches"]["site-b"]["captures"] == [
+        {"name": "dns", "ipv4_dst": "10.1.0.53/32", "ip_proto": 17, "dst_port": 53}]
+    assert [m["name"] for m in document["switches"]["site-a"]["mirrors"]] == ["span3"]
+    assert json.loads(ok(bed, "export", "-s", "site-b")) == {
+        "sggw_export": 1, "switches": {"site-b": document["switches"]["site-b"]}}
+
+    ok(bed, "captures", "del", "-s", "site-b", "dns")
+    ok(bed, "mirrors", "del", "-s", "site-a", "span3")
+    assert ok(bed, "import", saved) == ("site-a: mirror session span3: created\n"
+                                        "site-b: capture rule dns: created\n")
+    assert listed(bed) == before
+    assert ok(bed, "import", saved) == ("site-a: mirror session span3: unchanged\n"
+                                        "site-b: capture rule dns: unchanged\n")
+    document["switches"]["site-b"]["captures"][0]["dst_port"] = 5353
+    changed = json.loads(ok(bed, "--json", "import", "-s", "site-b", "-",
+                            stdin=json.dumps(document)))
+    assert changed == [{"switch": "site-b", "kind": "captures", "name": "dns",
+                        "result": "replaced"}]
+    assert api_get(bed, "/v1/switches/site-b/captures/dns")[1]["dst_port"] == 5353
+    ok(bed, "captures", "del", "-s", "site-b", "dns")
+    ok(bed, "mirrors", "del", "-s", "site-a", "span3")
+
+
+def test_import_does_what_it_can_and_says_what_it_could_not(bed, tmp_path):
+    path = tmp_path / "mixed.json"
+    path.write_text(json.dumps({"sggw_export": 1, "switches": {
+        "site-a": {"captures": [{"name": "to-remote", "ipv4_dst": "10.9.0.0/16"},
+                                {"name": "ok-rule", "ipv4_dst": "10.9.0.0/16"},
+                                {"name": "bad-port", "in_port": ["nowhere"]}]},
+        "site-z": {"mirrors": [{"name": "m", "sources": [{"port": "lan"}],
+                                "destinations": [{"port": "ana1"}]}]}}}))
+    done = ctl("import", path, api=bed.controller.api)
+    assert done.returncode == 1, done
+    lines = done.stdout.splitlines()
+    assert lines[0] == ("site-a: capture rule to-remote: failed (capture rule 'to-remote' is "
+                        "defined in the controller's config file; change it there)")
+    assert lines[1] == "site-a: capture rule ok-rule: created"
+    assert lines[2].startswith("site-a: capture rule bad-port: failed (400 Bad Request: ")
+    assert lines[3].startswith("site-z: mirror session m: failed (404 Not Found: ")
+    assert done.stderr == "sggwctl: 3 of 4 objects not imported\n"
+    assert api_get(bed, "/v1/switches/site-a/captures/ok-rule")[0] == 200
+    ok(bed, "captures", "del", "-s", "site-a", "ok-rule")
+    path.write_text('{"switches": {}}')
+    assert fails(bed, 2, "import", path) == (
+        "sggwctl: %s: top level: expected {\"sggw_export\": 1, \"switches\": {...}} as "
+        "sggwctl export writes it" % path)
+    assert fails(bed, 2, "import", "-s", "site-q", tmp_path / "objects.json").endswith(
+        "cannot read: No such file or directory")
+
+
 # --- failures: one line each, documented exit statuses ------------------------------------
 
 def test_a_bad_token_is_exit_4(bed):
