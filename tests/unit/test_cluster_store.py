@@ -13,7 +13,14 @@ from testbed.ovsdb_cluster import Cluster
 from stored import committed, made
 from ryu.lib import hub
 
-hub.patch(thread=False)  # as ryu-manager does: the IDL's poller then yields to other threads
+
+@pytest.fixture(scope="module", autouse=True)
+def _green():
+    """Patch the process as ryu-manager does, so the IDL's poller yields to other threads:
+    when these tests run, not when the module is imported (collection imports every module,
+    and the end-to-end tests' threads and subprocesses must not run on eventlet)."""
+    hub.patch(thread=False)
+
 
 CONFIG = {"datapaths": {"site": {"dp_id": 1, "ports": {"lan": ["lan1"], "wan": "wan0",
                                                        "tunnel": "tap0"}}}}
