@@ -138,7 +138,9 @@ class SggwApp(app_manager.RyuApp):
             self.roles = Roles(self.sggw, self.settings)
             db = self.sggw.store.db
             self.sggw.election = Election(db, conf.cluster.name, conf.cluster.api_url,
-                                          self.roles.became_master, self.roles.became_standby)
+                                          self.roles.became_master, self.roles.became_standby,
+                                          floor=self.roles.generation_floor)
+            self.sggw.store.election = self.sggw.election
             db.listeners.append(self.roles.follow_store)
             self.sggw.election.review()
         # What exists now (Ryu, eventlet, the config) lives as long as the process: keep it

@@ -23,7 +23,7 @@ def add_match_flags(parser):
 
 
 def capture(args):
-    body = _file(args.file)
+    body = from_file(args.file)
     body.update(_match(args))
     if args.in_port:
         body["in_port"] = [port(p) for p in args.in_port]
@@ -31,7 +31,7 @@ def capture(args):
 
 
 def mirror(args):
-    body = _file(args.file)
+    body = from_file(args.file)
     if args.source:
         body["sources"] = [_source(text) for text in args.source]
     if args.dest:
@@ -97,7 +97,7 @@ def _named(body, name):
     return body
 
 
-def _file(path):
+def from_file(path):
     """The file's object (JSON is YAML too), or {} without a file; ``-`` is stdin."""
     if path is None:
         return {}

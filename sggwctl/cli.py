@@ -8,6 +8,8 @@
     paths flush [-s SW] [--host IP] [--port P]
     captures list|show|add|del ...        capture rules ("interesting traffic")
     mirrors list|show|add|del ...         mirror sessions
+    export [-s SW] [-o FILE]              the REST-made rules and sessions, as one JSON file
+    import [-s SW] FILE                   create or replace what FILE has (export wrote it)
 
 A command that reads covers every switch unless ``--switch`` names one; one that changes
 something needs ``--switch`` when the controller has more than one. Tables for people,
@@ -19,9 +21,9 @@ import ipaddress
 import json
 import sys
 
-from sggwctl import bodies, render, settings
+from sggwctl import backup, bodies, render, settings
 from sggwctl.client import Client
-from sggwctl.errors import DEGRADED, OK, USAGE, CtlError
+from sggwctl.errors import DEGRADED, OK, REFUSED, USAGE, CtlError
 
 KINDS = {"captures": ("capture rule", render.captures, render.capture, bodies.capture),
          "mirrors": ("mirror session", render.mirrors, render.mirror, bodies.mirror)}
@@ -117,6 +119,20 @@ def parser():
                          help="the body as JSON or YAML ('-': stdin); flags override its keys")
         add.set_defaults(run=Command.add, kind=kind)
         _add_flags(kind, add)
+
+    export = commands.add_parser("export", parents=[common],
+                                 help="the REST-made capture rules and mirror sessions, as one "
+                                      "JSON file for import")
+    _switch_flag(export)
+    export.add_argument("-o", "--output", metavar="FILE", help="write it to FILE, not stdout")
+    export.set_defaults(run=Command.export)
+    import_ = commands.add_parser("import", parents=[common],
+                                  help="create or replace the capture rules and mirror "
+                                       "sessions of a file export wrote (deletes nothing)")
+    import_.add_argument("-s", "--switch", metavar="SWITCH",
+                         help="only this switch of the file (default: every switch in it)")
+    import_.add_argument("file", metavar="FILE", help="the file ('-': stdin)")
+    import_.set_defaults(run=Command.import_)
     return top
 
 
@@ -205,6 +221,63 @@ class Command:
         self.client.call("DELETE", self._item_path(name, self.args.name))
         if not self.args.json:
             print("deleted %s %s on %s" % (KINDS[self.args.kind][0], self.args.name, name))
+
+    def export(self):
+        listings = {name: {kind: self.client.call("GET", "/v1/switches/%s/%s" % (name, kind))
+                           for kind in backup.KINDS} for name in self._switches()}
+        text = json.dumps(backup.exported(listings), indent=1, sort_keys=True) + "\n"
+        if self.args.output is None:
+            sys.stdout.write(text)
+            return
+        try:
+            with open(self.args.output, "w", encoding="utf-8") as handle:
+                handle.write(text)
+        except OSError as exc:
+            raise CtlError(USAGE, "%s: cannot write: %s" % (self.args.output,
+                                                            exc.strerror)) from None
+
+    def import_(self):
+        wanted = backup.checked(bodies.from_file(self.args.file), self.args.file)
+        if self.args.switch is not None:
+            if self.args.switch not in wanted:
+                raise CtlError(USAGE, "%s has no switch %s (it has: %s)" % (
+                    self.args.file, self.args.switch, ", ".join(sorted(wanted)) or "none"))
+            wanted = {self.args.switch: wanted[self.args.switch]}
+        done = [result for name, kinds in wanted.items() for kind, objects in kinds.items()
+                for result in self._imported(name, kind, objects)]
+        self.print("\n".join(backup.describe(r) for r in done), done)
+        failed = sum("error" in r for r in done)
+        if failed:
+            print("sggwctl: %d of %d objects not imported" % (failed, len(done)),
+                  file=sys.stderr)
+            return REFUSED
+        return None
+
+    def _imported(self, name, kind, objects):
+        """What became of each object of one switch and kind (backup.describe says it)."""
+        path = "/v1/switches/%s/%s" % (name, kind)
+        try:
+            actions = backup.plan(self.client.call("GET", path), objects)
+        except CtlError as err:
+            if err.code != REFUSED:
+                raise
+            return [backup.failed(name, kind, obj, err.line) for obj in objects]
+        return [self._apply(path, name, kind, action, obj) for action, obj in actions]
+
+    def _apply(self, path, name, kind, action, obj):
+        try:
+            if action == backup.IN_CONFIG:
+                raise CtlError(REFUSED, "%s %r is defined in the controller's config file; "
+                               "change it there" % (backup.NOUNS[kind], obj["name"]))
+            if action == backup.CREATE:
+                self.client.call("POST", path, obj)
+            elif action == backup.REPLACE:
+                self.client.call("PUT", "%s/%s" % (path, obj["name"]), obj)
+        except CtlError as err:
+            if err.code != REFUSED:
+                raise
+            return backup.failed(name, kind, obj, err.line)
+        return {"switch": name, "kind": kind, "name": obj["name"], "result": action}
 
     # --- helpers ----------------------------------------------------------------------------
 

@@ -29,7 +29,9 @@ from testbed.proc import run
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PODMAN_COMPOSE = os.path.join(ROOT, ".venv-compose", "bin", "podman-compose")
 COMPOSE_FILE = os.path.join(ROOT, "docker-compose.yml")
+CLUSTER_FILE = os.path.join(ROOT, "docker-compose.cluster.yml")  # adds a store member
 SERVICES = ("ovs", "controller")
+TARGETS = {"ovs": "ovs", "controller": "controller", "store": "controller"}  # build target
 
 BASE_IMAGE = "docker.io/library/debian:12-slim"
 SUITE = "bookworm"  # Debian 12
@@ -84,17 +86,28 @@ def ensure_base_image():
 class Deployment:
     """One compose project: its containers, volumes and images are named after it.
 
-    ``config`` is the sggw.yaml the controller service mounts (``SGGW_YAML``).
+    ``config`` is the sggw.yaml the controller service mounts (``SGGW_YAML``). A host of a
+    cluster adds :data:`CLUSTER_FILE` to ``files`` and its ``env`` (``STORE_ADDRESS``, ...);
+    with ``netns`` (a network namespace's name) it runs there, as on a host of its own
+    (``network_mode: host`` puts its containers in the namespace podman runs in).
     """
 
-    def __init__(self, project, config=None):
+    def __init__(self, project, config=None, files=(COMPOSE_FILE,), env=None, netns=None):
         self.project, self.config = project, config
+        self.files, self.env, self.netns = tuple(files), dict(env or {}), netns
+
+    @property
+    def services(self):
+        return SERVICES + (("store",) if CLUSTER_FILE in self.files else ())
 
     def compose(self, *args, timeout=120):
-        env = dict(os.environ)
+        env = dict(os.environ, **self.env)
         if self.config:
             env["SGGW_YAML"] = self.config
-        return run(PODMAN_COMPOSE, "-p", self.project, "-f", COMPOSE_FILE, *args,
+        # nsenter, not `ip netns exec`: that one remounts /sys, hiding the cgroups podman needs
+        netns = ["nsenter", "--net=/run/netns/" + self.netns] if self.netns else []
+        return run(*netns, PODMAN_COMPOSE, "-p", self.project,
+                   *[arg for path in self.files for arg in ("-f", path)], *args,
                    timeout=timeout, env=env)
 
     # --- names --------------------------------------------------------------------------------
@@ -117,7 +130,13 @@ class Deployment:
     # --- life cycle ---------------------------------------------------------------------------
 
     def built(self):
-        return all(image_exists(self.image(s)) for s in SERVICES)
+        return all(image_exists(self.image(s)) for s in self.services)
+
+    def tag_images(self, built):
+        """Name ``built``'s images (a Deployment of the same files) as this project's, so
+        that ``up`` finds them instead of building them again."""
+        for service in self.services:
+            podman("tag", built.image(TARGETS[service]), self.image(service))
 
     def build(self):
         self.compose("build", timeout=1800)
@@ -135,7 +154,7 @@ class Deployment:
         return podman("inspect", "--format", "{{%s}}" % field, self.container(service)).strip()
 
     def exit_codes(self):
-        return {s: int(self.inspect(s, ".State.ExitCode")) for s in SERVICES}
+        return {s: int(self.inspect(s, ".State.ExitCode")) for s in self.services}
 
     def logs(self, service):
         done = subprocess.run(["podman", "logs", self.container(service)], capture_output=True,
@@ -147,8 +166,9 @@ class Deployment:
         self.compose("down", "-v")
 
     def remove_images(self):
-        """Remove both images (and with them their build's intermediate layers)."""
-        for service in SERVICES:
+        """Remove its images (and with them their build's intermediate layers; a name given
+        by :meth:`tag_images` goes alone)."""
+        for service in self.services:
             if image_exists(self.image(service)):
                 podman("rmi", self.image(service))
 

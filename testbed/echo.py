@@ -1,9 +1,10 @@
 """A tiny TCP/UDP echo service and client, run inside namespaces by tests and benchmarks.
 
     python -m testbed.echo serve tcp|udp PORT [--count N]
-    python -m testbed.echo ask tcp|udp HOST PORT MESSAGE
+    python -m testbed.echo ask tcp|udp HOST PORT MESSAGE [--source-port P]
 
 ``ask`` prints the echoed reply and exits 0, or exits 1 if none came within 5 seconds.
+``--source-port`` keeps one five-tuple across several asks (one conversation).
 The server answers TCP with the same bytes and closes (FIN), like a short request.
 """
 import argparse
@@ -40,10 +41,13 @@ def serve(proto, port, count):
             served += 1
 
 
-def ask(proto, host, port, message):
+def ask(proto, host, port, message, source_port=0):
     kind = socket.SOCK_STREAM if proto == "tcp" else socket.SOCK_DGRAM
     with socket.socket(_family(host), kind) as sock:
         sock.settimeout(TIMEOUT)
+        if source_port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind(("", source_port))
         try:
             if proto == "tcp":
                 sock.connect((host, port))
@@ -71,11 +75,12 @@ def main(argv=None):
     a.add_argument("host")
     a.add_argument("port", type=int)
     a.add_argument("message")
+    a.add_argument("--source-port", type=int, default=0)
     args = parser.parse_args(argv)
     if args.cmd == "serve":
         serve(args.proto, args.port, args.count)
         return 0
-    return ask(args.proto, args.host, args.port, args.message)
+    return ask(args.proto, args.host, args.port, args.message, args.source_port)
 
 
 if __name__ == "__main__":

@@ -2,8 +2,12 @@
 import contextlib
 import ctypes
 import json
+import re
+import signal
+import subprocess
+import threading
 
-from testbed.proc import popen, run
+from testbed.proc import popen, run, wait_for
 
 
 class Namespace:
@@ -49,8 +53,49 @@ class Namespace:
             raise AssertionError("%s: no reply from %s:\n%s" % (self.name, address, out))
         return received
 
+    def pinger(self, address, interval=0.05, count=None):
+        """A ping to ``address`` running in the background (see :class:`Pinger`)."""
+        return Pinger(self, address, interval, count)
+
     def __repr__(self):
         return "Namespace(%r)" % self.name
+
+
+class Pinger:
+    """A ping running in the background: wait for its replies while something else happens,
+    then read what it sent and got."""
+
+    def __init__(self, ns, address, interval, count=None):
+        args = ["ping", "-n", "-i", interval, "-W", 1] + (["-c", count] if count else [])
+        self.proc = ns.popen(*args, address, stdout=subprocess.PIPE, text=True)
+        self.count = count
+        self.replies = 0
+        self._lines = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self):
+        for line in self.proc.stdout:
+            self._lines.append(line)
+            if " bytes from " in line:
+                self.replies += 1
+
+    def wait_replies(self, more, timeout=10):
+        """Block until ``more`` replies have come in from now on."""
+        wanted = self.replies + more
+        wait_for(lambda: self.replies >= wanted, timeout, interval=0.02,
+                 what="%d more ping replies (%d so far)" % (more, self.replies))
+
+    def stop(self, timeout=30):
+        """(sent, received) once it has ended: with ``count``, by itself within ``timeout``;
+        without, at once (SIGINT)."""
+        if self.proc.poll() is None and not self.count:
+            self.proc.send_signal(signal.SIGINT)
+        self.proc.wait(timeout=timeout)
+        self._reader.join(timeout=10)
+        found = re.search(r"(\d+) packets transmitted, (\d+) received", "".join(self._lines))
+        assert found, "".join(self._lines)
+        return int(found.group(1)), int(found.group(2))
 
 
 def _ping_received(output):

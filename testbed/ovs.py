@@ -38,6 +38,27 @@ class Ovs:
         return run("ovs-vsctl", "--db=" + self.db, "--timeout=%d" % timeout, *args,
                    timeout=timeout + 5)
 
+    def appctl(self, *args):
+        return run("ovs-appctl", "-t", self._control_socket(), *args)
+
+    def _control_socket(self):
+        """ovs-vswitchd's: named as given (``--unixctl``), else after the daemon's PID."""
+        named = os.path.join(self.rundir, "ovs-vswitchd.ctl")
+        if os.path.exists(named):
+            return named
+        with open(os.path.join(self.rundir, "ovs-vswitchd.pid")) as handle:
+            return os.path.join(self.rundir, "ovs-vswitchd.%s.ctl" % handle.read().strip())
+
+    def revalidated(self):
+        """Return once ovs-vswitchd's datapath cache follows its flow tables as they are now.
+
+        A flow change is confirmed (barrier) before the revalidator re-translates the cached
+        datapath flows, and their packets take the old actions until it has. A
+        ``revalidator/wait`` answers when the round under way ends, so the second one
+        covers a whole round that started after this call."""
+        for _ in range(2):
+            self.appctl("revalidator/wait")
+
     def mgmt(self, bridge):
         return "unix:%s/%s.mgmt" % (self.rundir, bridge)
 
@@ -148,9 +169,6 @@ class PrivateOvs(Ovs):
 
     def remove(self):
         shutil.rmtree(self.rundir, ignore_errors=True)
-
-    def appctl(self, *args):
-        return run("ovs-appctl", "-t", "%s/ovs-vswitchd.ctl" % self.rundir, *args)
 
     def flush_datapath_cache(self):
         """Forget cached datapath flows, so the next packets run (and learn) afresh."""

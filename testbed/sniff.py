@@ -9,7 +9,7 @@ import time
 from scapy.layers import inet, inet6, l2  # noqa: F401 (registers the dissectors)
 from scapy.utils import rdpcap
 
-from testbed.proc import popen, stop_pid
+from testbed.proc import popen, stop_pid, wait_for
 
 
 class Sniffer:
@@ -57,7 +57,14 @@ class Sniffer:
     def stop(self, settle=0.3):
         if self._proc is None:
             return self.packets
-        time.sleep(settle)  # let the last packets reach the file
+        # Packets may still be on their way to this interface (OVS outputs a mirror copy
+        # after its original; a veth hands frames over in a softirq): nothing shows them, so
+        # they get ``settle``. What did arrive is in the file once tcpdump sleeps in poll():
+        # in immediate mode the kernel wakes it for every packet, and -U writes each at once
+        # (SIGINT would drop what it has not read yet).
+        time.sleep(settle)
+        wait_for(lambda: _asleep_in_poll(self._proc.pid), 10, interval=0.01,
+                 what="tcpdump to write what it captured")
         stop_pid(self._proc.pid, sig=signal.SIGINT)
         self._proc.wait(timeout=5)
         self._proc.stderr.close()
@@ -67,3 +74,12 @@ class Sniffer:
         finally:
             os.unlink(self._file)
         return self.packets
+
+
+def _asleep_in_poll(pid):
+    """Whether process ``pid`` sleeps in poll(), waiting for input (not woken up yet)."""
+    try:
+        with open("/proc/%d/stat" % pid) as stat, open("/proc/%d/wchan" % pid) as wchan:
+            return stat.read().rsplit(") ", 1)[1][0] == "S" and "poll" in wchan.read()
+    except OSError:
+        return True  # gone: nothing left to write

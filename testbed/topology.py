@@ -24,11 +24,12 @@ import yaml
 
 from app import config as app_config
 from app.ovs import cli as ovs_cli
+from flows import tables
 from testbed.controller import Controller
 from testbed.netns import Namespace, add_address, delete_link, veth_pair, veth_to_namespace
 from testbed.openvpn import OpenVpnPair
 from testbed.ovs import PrivateOvs
-from testbed.proc import free_port, run
+from testbed.proc import free_port, run, wait_for
 
 FAR_V4 = "192.0.2.1"
 TUNNELS = ("veth", "openvpn")  # what joins the two sites' tunnel ports
@@ -51,6 +52,9 @@ SITES = {
           "lan": "serverB", "wan": "routerB", "remote_v4": "10.1.0.0/16",
           "remote_v6": "fd00:1::/48"},
 }
+
+
+_ADDRESS_FIELDS = ("nw_src", "nw_dst", "ipv6_src", "ipv6_dst")  # as dump-flows names them
 
 
 class TwoSites:
@@ -265,6 +269,21 @@ class TwoSites:
 
     def flows(self, site, table=None):
         return self.ovs.flows(self.bridge(site), table)
+
+    def forget(self, site, address):
+        """Make ``site`` forget its neighbours and reverse paths (what its hosts' traffic
+        taught it) until none is left for ``address`` and OVS's datapath cache follows: a
+        flow OVS cached delivers until its revalidator re-translated it, and the host's own
+        ARP or neighbour discovery may teach the site again meanwhile."""
+        learned = (tables.REVERSE.id, tables.NEIGH.id)
+
+        def forgotten():
+            for table in learned:
+                self.ovs.ofctl("del-flows", self.bridge(site), "table=%d" % table)
+            self.ovs.revalidated()
+            return not [f for table in learned for f in self.flows(site, table)
+                        if address in (f.fields.get(k) for k in _ADDRESS_FIELDS)]
+        wait_for(forgotten, 30, interval=0, what="site %s forgetting %s" % (site, address))
 
     def connections(self, site):
         """Connections in the site's conntrack zone: the reverse paths of match: conntrack

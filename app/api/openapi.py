@@ -153,6 +153,8 @@ _DESCRIPTIONS = {
     502: "The switch refused the change: nothing was changed",
     503: "The switch is not connected, not programmed, or did not answer: nothing was "
          "changed (a switch that did not answer is put back as it was)",
+    504: "A cluster's store lost its answer and has not settled whether the change was "
+         "made: it may have been; GET shows what the store holds, and the switches follow it",
 }
 
 
@@ -197,7 +199,7 @@ def _collection(kind, item, input_schema):
         "post": {"summary": "Create a %s; returns once the switch confirmed it" % kind,
                  "requestBody": dict({"required": True}, **_json(_ref(input_schema))),
                  "responses": _responses(201, _ref(item),
-                                         (400, 401, 404, 409, 415, 500, 502, 503))},
+                                         (400, 401, 404, 409, 415, 500, 502, 503, 504))},
     }
 
 
@@ -209,9 +211,9 @@ def _item(kind, item, input_schema):
         "put": {"summary": "Replace a REST-made %s" % kind,
                 "requestBody": dict({"required": True}, **_json(_ref(input_schema))),
                 "responses": _responses(200, _ref(item),
-                                        (400, 401, 404, 409, 415, 500, 502, 503))},
+                                        (400, 401, 404, 409, 415, 500, 502, 503, 504))},
         "delete": {"summary": "Delete a REST-made %s: its flows, groups and meters go" % kind,
-                   "responses": _responses(204, None, (401, 404, 409, 500, 502, 503))},
+                   "responses": _responses(204, None, (401, 404, 409, 500, 502, 503, 504))},
     }
 
 

@@ -4,8 +4,9 @@ The Ryu shell (``app/sggw_app.py``) feeds it switch events; the REST API (``rest
 its operations. A change (create, replace, delete a capture rule or mirror session) is
 checked, written to a temporary file, applied to the switch (which confirms it), and only
 then made the store; whichever step fails, the switch is put back and the store keeps its
-old content: it either fully happens or nothing changes. Errors are :class:`ApiError` with
-an HTTP status.
+old content: it either fully happens or nothing changes. (A cluster's store may lose its
+answer: then it settles whether the change was made, and if it cannot yet, the answer is a
+504 that says so.) Errors are :class:`ApiError` with an HTTP status.
 """
 import heapq
 import ipaddress
@@ -21,7 +22,7 @@ from app import config
 from app.api.metrics import render_metrics
 from app.openflow.channel import Rejected, SwitchError
 from app.openflow.switch import port_name
-from app.store.store import FIRST_API_ID, IdsExhausted, StoreError
+from app.store.store import FIRST_API_ID, IdsExhausted, StoreError, StoreUnknown
 from flows import tables
 from flows.ofp import ETH_TYPE_IP, ETH_TYPE_IPV6
 
@@ -291,6 +292,8 @@ class Sggw:
         except SwitchError as exc:
             raise ApiError(503, "switch %s: %s: nothing was changed (the switch is being put "
                            "back as it was; see /v1/health)" % (name, exc)) from None
+        except StoreUnknown as exc:
+            raise _unknown(exc) from None
         except StoreError as exc:
             back = "was changed back" if switch.revert(old) \
                 else "is being changed back (see /v1/health)"
@@ -304,6 +307,8 @@ class Sggw:
         temp = self._write(content)
         try:
             self.store.commit(temp, content)
+        except StoreUnknown as exc:
+            raise _unknown(exc) from None
         except StoreError as exc:
             raise ApiError(500, "%s: nothing was changed" % exc) from None
 
@@ -404,6 +409,13 @@ class Sggw:
 
 
 # --- helpers ------------------------------------------------------------------------------------
+
+def _unknown(exc):
+    """504: a change the store may or may not have made (a cluster store that lost its
+    answer): the switches follow the store either way, as its master reconciles them."""
+    return ApiError(504, "%s; the master makes the switches hold what the store holds"
+                    % exc)
+
 
 def _check_answering(switch, name):
     """A stalled switch fails a request at once rather than after the channel's timeout."""

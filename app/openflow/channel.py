@@ -210,11 +210,11 @@ class Channel:
 
     # --- internals ----------------------------------------------------------------------
 
-    def role(self, role, generation):
+    def role(self, role, generation, timeout=None):
         """Ask the switch for OpenFlow ``role`` with ``generation``: its OFPRoleReply, or
         Rejected if refused (``OFPRRFC_STALE``: another master has a newer generation)."""
         req = self.datapath.ofproto_parser.OFPRoleRequest(self.datapath, role, generation)
-        return self.request(req)[0]
+        return self.request(req, timeout)[0]
 
     def _may_write(self):
         if not self.writable:

@@ -54,10 +54,11 @@ class Switch:
         self.of_port = of_port  # where sggw listens for OpenFlow
         self.members = members  # OpenFlow targets of the other instances of its cluster
         self.role = None  # in a cluster: the OpenFlow role the switch last granted
+        self.generation = None  # in a cluster: the highest role generation it has told
         self.lock = hub.Semaphore(1)
         self.state = "connecting"  # -> programmed | failed
         self.error = None
-        self.ovs = ovs_settings.Review()  # the last check of the OVS settings
+        self.ovs = ovs_settings.Review(pending=True)  # the last check of the OVS settings
         self.conntrack_error = None
         self.portmap = None
         self.installed = {}  # part key -> reconcile.PartState
@@ -426,14 +427,33 @@ class Switch:
         return len(chosen)
 
     def flush(self, cookie, mask, table_id=ofp.OFPTT_ALL, match=None):
-        """Delete the learned flows selected by cookie/mask (and ``match``)."""
+        """Delete the learned flows selected by cookie/mask (and ``match``).
+
+        A packet that hits a datapath flow OVS cached runs its learn() only when the
+        revalidator next counts it: the reply to it may come first, find no path, and be
+        learned as remotely initiated, which then hides the capture rule from the original
+        direction for as long as the flow lasts. So the cache is purged before the delete
+        (the learns of packets not yet counted run while the paths still exist) and after
+        it: every flow's next packet learns its path again before it is forwarded."""
         with self.lock:
+            purged = self._purge_datapath_cache()
             try:
                 self.channel.transact([delete_flows(table_id=table_id, cookie=cookie,
                                                     cookie_mask=mask, match_=match)])
             except SwitchError as exc:
                 LOG.error("%s: could not flush learned flows: %s", self.name, exc)
                 raise
+            if purged:
+                self._purge_datapath_cache()
+
+    def _purge_datapath_cache(self):
+        try:
+            ovs_cli.purge_datapath_cache(self.ovsdb_address)
+        except ovs_cli.OvsError as exc:
+            LOG.warning("%s: flushing without purging OVS's datapath flows (%s): a flow active "
+                        "meanwhile may learn its path from its reply side", self.name, exc)
+            return False
+        return True
 
     def port_changed(self, port_no):
         """A port was added, changed or deleted: returns what needs doing."""
@@ -473,9 +493,9 @@ class Switch:
 
     def start(self, settings):
         """Watch the switch (echoes), have ``settings`` (app.ovs.settings_watch) check its OVS
-        settings from now on, and program it."""
+        settings soon (and fix them, now that it writes: a standby's check is kept till
+        then), and program it."""
         hub.spawn(self.liveness.run)
-        self.ovs = ovs_settings.Review(pending=True)
         settings.request()
         self.sync()
 

@@ -3,7 +3,8 @@
 * OVSDB (``ovs-vsctl``): the bridge settings sggw depends on (read and fixed by
   :mod:`app.ovs.settings`); for the conntrack mode, the zone's timeout policy.
 * ovs-vswitchd's control socket (``ovs-appctl``), for the conntrack mode: the zone's limit,
-  and listing or flushing its connections. The socket is looked up next to the OVSDB socket
+  and listing or flushing its connections; for a flush of learned flows, the datapath's
+  cached flows. The socket is looked up next to the OVSDB socket
   (``unix:/var/run/openvswitch/db.sock``: ``ovs-vswitchd.ctl`` or ``ovs-vswitchd.PID.ctl``).
 * Linux's routes and neighbours (``ip``), which the kernel datapath's tunnels go by.
 """
@@ -55,6 +56,14 @@ def _appctl(db, *args):
         except OSError:
             raise OvsError("no ovs-vswitchd control socket in %s" % rundir) from None
     return _tool(["ovs-appctl", "-t", target, "--timeout=%d" % TIMEOUT, *args])
+
+
+def purge_datapath_cache(db):
+    """Drop every datapath flow ovs-vswitchd caches (all its bridges'), counting their last
+    packets first: each flow's next packet is translated afresh, running its learn() before
+    it is forwarded (a cached flow's learn() runs only in the revalidator, up to 0.5 s
+    later)."""
+    _appctl(db, "revalidator/purge")
 
 
 def bridge(db, dp_id):

@@ -276,11 +276,11 @@ def read(db, dp_id):
     return Snapshot(db).read(dp_id)
 
 
-def check(db, wanted):
+def check(db, wanted, fix=True):
     """Review every bridge of ``wanted`` (:class:`Wanted`) from one read of OVSDB, apply
     the safe fixes (all bridges' in one transaction, so ovs-vswitchd reconfigures once; if
-    that fails, each bridge's alone), and review the fixed ones again from a second read.
-    Returns {dp_id: :class:`Review`}."""
+    that fails, each bridge's alone) unless not to ``fix`` (a cluster standby), and review
+    the fixed ones again from a second read. Returns {dp_id: :class:`Review`}."""
     out, found = {}, {}
     try:
         snapshot = Snapshot(db)
@@ -291,7 +291,8 @@ def check(db, wanted):
             found[w.dp_id] = snapshot.review(w)
         except _UNREADABLE as exc:
             out[w.dp_id] = _unchecked(db, w, exc)
-    fixes = {dp_id: [p for p in problems if p.auto] for dp_id, problems in found.items()}
+    fixes = {dp_id: [p for p in problems if p.auto and fix]
+             for dp_id, problems in found.items()}
     again = _fix(db, [w for w in wanted if fixes.get(w.dp_id)], fixes, out)
     try:
         snapshot = Snapshot(db) if again else None

@@ -1,4 +1,4 @@
-"""The OVS settings of every switch sggw programs, checked in rounds (app.ovs.settings).
+"""The OVS settings of every connected switch, checked in rounds (app.ovs.settings).
 
 One round reads each OVSDB once for all its switches, so 100 bridges cost one ``ovs-vsctl``
 a round instead of one each (every one forked from the controller and parsing every
@@ -7,7 +7,9 @@ programmed at once and its settings are ``pending`` in health until its first ro
 switch that starts being programmed asks for a round, which starts at once (switches
 connecting together share it); otherwise a round runs every ``ovs_settings.RECHECK``
 seconds.
-Standbys of a cluster are not checked: their master fixes the settings.
+A cluster standby's switches are checked too, read-only (their master fixes the settings):
+health then tells the same on every instance, and a takeover starts from a checked view
+instead of ``pending``.
 """
 from ryu.lib import hub
 
@@ -35,9 +37,11 @@ class SettingsWatch:
     def round(self):
         by_db = {}
         for switch in list(self.switches.values()):
-            if not switch.channel.closed and switch.channel.writable:
-                by_db.setdefault(switch.ovsdb_address, []).append(switch)
-        for db, switches in by_db.items():
-            reviews = ovs_settings.check(db, [s.wanted_settings() for s in switches])
+            if not switch.channel.closed:
+                by_db.setdefault((switch.ovsdb_address, switch.channel.writable),
+                                 []).append(switch)
+        for (db, writable), switches in by_db.items():
+            reviews = ovs_settings.check(db, [s.wanted_settings() for s in switches],
+                                         fix=writable)
             for switch in switches:
                 switch.settings_checked(reviews[switch.dp.dp_id])

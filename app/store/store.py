@@ -50,6 +50,11 @@ class IdsExhausted(StoreError):
     pass
 
 
+class StoreUnknown(StoreError):
+    """The change was sent, and whether it was made cannot be known yet (a cluster store
+    that does not answer); the store, once it does, has the last word."""
+
+
 @dataclass(frozen=True)
 class Kept:
     """A stored object that does not fit the config now: its stored body, and why."""

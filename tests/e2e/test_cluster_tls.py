@@ -14,7 +14,7 @@ from testbed.certs import make_certs
 from testbed.controller import Controller
 from testbed.proc import free_port, run, wait_for
 from tests.e2e.test_cluster import RULE, ClusterBed
-from tests.ovsdb_cluster import DB_NAME, Cluster
+from testbed.ovsdb_cluster import DB_NAME, Cluster
 
 
 @pytest.fixture(scope="module")

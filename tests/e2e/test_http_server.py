@@ -6,6 +6,7 @@ import time
 
 import pytest
 
+from testbed.proc import wait_for
 from testbed.topology import TwoSites
 
 REQUEST_TIMEOUT = 10  # README: a request must arrive whole within 10 s
@@ -189,7 +190,10 @@ def test_health_and_reads_answer_while_many_idle_connections_are_open(bed):
     try:
         for _ in range(1100):
             idle.append(connect(bed))
-        time.sleep(1)
+        # the kernel completes connections the server has not taken yet (its backlog): wait
+        # until it has taken all of them, evicting the oldest beyond its bound
+        wait_for(lambda: server_connections(bed.api_port) <= MAX_CONNECTIONS, 30,
+                 what="the server holding at most %d connections" % MAX_CONNECTIONS)
         for path in ("/v1/health", "/v1/switches", CAPTURES):
             start = time.monotonic()
             status, _ = bed.controller.call("GET", path, timeout=5)

@@ -10,7 +10,6 @@ import contextlib
 import secrets
 import subprocess
 import sys
-import time
 from collections import Counter
 
 import pytest
@@ -193,7 +192,17 @@ def transfer(bed, size):
     finally:
         sink.kill()
         sink.wait()
-    time.sleep(0.5)  # the last ACK and FIN, while everyone listens
+    # every capture must hold the last FIN and ACK: the connection is closed once each end
+    # is gone or in TIME-WAIT (which it enters sending the last ACK)
+    wait_for(lambda: not open_on(bed["hostA"], 5201) and not open_on(bed["serverB"], 5201), 10,
+             what="the transfer's connection closed on both ends")
+
+
+def open_on(host, port):
+    """TCP sockets on ``port`` in ``host``'s namespace that are not closed yet."""
+    out = host.run("ss", "-Htan", "exclude", "listening", "( sport = :%d or dport = :%d )"
+                   % (port, port))
+    return [line for line in out.splitlines() if not line.startswith("TIME-WAIT")]
 
 
 def inner(capture, key, wanted):

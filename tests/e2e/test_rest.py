@@ -173,7 +173,9 @@ def test_a_capture_rule_made_over_rest_takes_effect_persists_and_goes(bed):
                                              "ip_proto": "icmp"})
     assert status == 201 and body["source"] == "api"
     try:
-        # now it goes into the tunnel (where site B has no such host) instead of to routerA
+        # now it goes into the tunnel (where site B has no such host) instead of to routerA,
+        # for a flow OVS had cached once its revalidator re-translated it
+        bed.ovs.revalidated()
         with Sniffer(None, bed.prefix + "ta", "icmp") as tunnel:
             assert host.ping(FAR_V4, count=2, check=False) == 0
         assert len([p for p in tunnel.packets if p.haslayer("IP")
@@ -194,10 +196,12 @@ def test_a_capture_rule_made_over_rest_takes_effect_persists_and_goes(bed):
         status, body = call(bed, "PUT", rules + "/far", {"ipv4_dst": "192.0.2.0/24",
                                                          "ip_proto": "tcp"})
         assert status == 200 and body["ip_proto"] == 6
+        bed.ovs.revalidated()
         assert host.ping(FAR_V4, count=1) == 1
     finally:
         assert call(bed, "DELETE", rules + "/far")[0] == 204
     assert call(bed, "GET", rules + "/far")[0] == 404
+    bed.ovs.revalidated()
     assert host.ping(FAR_V4, count=1) == 1
 
 

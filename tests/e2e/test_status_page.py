@@ -154,7 +154,6 @@ def test_paths_are_listed_by_host_and_flushed_from_the_page(bed, tab):  # noqa: 
     tab.fill("#paths-host", server.ipv4)
     tab.click("#paths-filter button[type=submit]")
     shows(tab, "#paths tbody", server.ipv4)
-    time.sleep(1.5)  # an active path is learned again by its next packet (OVS replays learn)
     tab.click("#flush")
     shows(tab, "#paths-total", "flushed ")
     assert int(tab.inner_text("#paths-total").split()[-1]) >= 1

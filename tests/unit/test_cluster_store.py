@@ -9,11 +9,18 @@ from app import config
 from app.store.cluster_store import ClusterStore
 from app.store.ovsdb_client import Ovsdb
 from app.store.store import FIRST_API_ID, StoreError
-from ovsdb_cluster import Cluster
+from testbed.ovsdb_cluster import Cluster
 from stored import committed, made
 from ryu.lib import hub
 
-hub.patch(thread=False)  # as ryu-manager does: the IDL's poller then yields to other threads
+
+@pytest.fixture(scope="module", autouse=True)
+def _green():
+    """Patch the process as ryu-manager does, so the IDL's poller yields to other threads:
+    when these tests run, not when the module is imported (collection imports every module,
+    and the end-to-end tests' threads and subprocesses must not run on eventlet)."""
+    hub.patch(thread=False)
+
 
 CONFIG = {"datapaths": {"site": {"dp_id": 1, "ports": {"lan": ["lan1"], "wan": "wan0",
                                                        "tunnel": "tap0"}}}}
@@ -86,3 +93,29 @@ def test_a_row_that_breaks_the_rules_stops_the_load_with_a_precise_error(cluster
     db.transact(bad)
     with pytest.raises(StoreError, match=r"datapaths.site.captures\[0\].id: 7 is outside"):
         ClusterStore(db).load(cfg)
+
+
+def test_fresh_answers_while_the_store_answers_and_not_while_it_is_away(cluster):
+    db = connected(cluster)
+    assert db.fresh(5)
+    cluster.stop()
+    assert not db.fresh(1)
+
+
+def test_a_store_deleted_and_made_anew_is_taken_up(cluster):
+    """Its raft log starts again at 1: the IDL must not take every member of the new
+    store for one with stale data (it kept the old store's index)."""
+    cfg = config.loads(yaml.safe_dump(CONFIG))
+    db = connected(cluster)
+    until(lambda: db.has_lock)
+    store = ClusterStore(db).load(cfg)
+    for i in range(20):  # the old store's log well ahead of the new one's
+        committed(store, "captures", [made(cfg, "captures", dict(RULE, dst_port=i + 1),
+                                           FIRST_API_ID)])
+    cluster.stop()
+    cluster.remove()
+    cluster.create()
+    until(lambda: db.live and db.has_lock and not db.rows("Object"), timeout=20)
+    assert db.fresh(5)
+    store.refresh()
+    assert store.get("site", "captures") == []

@@ -1,9 +1,11 @@
 """A connection that is not writable (a cluster standby, or a master that lost its
 mastership) sends no change at all: every write fails before anything leaves. A switch's
-role status demoting this master makes its connection so at once."""
+role status demoting this master makes its connection so at once, and teaches it the
+generation the switch knows."""
 import struct
 
 import pytest
+from ryu.lib import hub
 from ryu.ofproto import ofproto_common
 from ryu.ofproto import ofproto_v1_3 as ofp
 from ryu.ofproto import ofproto_v1_3_parser as parser
@@ -64,9 +66,14 @@ class Election:
 
     def __init__(self):
         self.why = None
+        self.reviews = 0
 
     def step_down(self, why):
         self.why, self.role = why, "standby"
+
+    def review(self):
+        """Stands again if it holds the store's lock (here: counted)."""
+        self.reviews += 1
 
 
 class Sggw:
@@ -81,6 +88,7 @@ class Switch:
     def __init__(self):
         self.channel = Channel(Recording())
         self.role, self.state, self.error = "master", "programmed", None
+        self.generation = 7
 
 
 def role_status(role, generation, experimenter=ofproto_common.ONF_EXPERIMENTER_ID,
@@ -100,6 +108,30 @@ def test_a_role_status_demoting_this_master_makes_the_switch_read_only_at_once()
     with pytest.raises(SwitchError, match="not the master"):
         switch.channel.transact([flow_mod(switch.channel.datapath)])
     assert switch.channel.datapath.sent == []
+    # the switch's generation is learnt, and the lock holder is to stand again above it
+    assert switch.generation == 8
+    hub.sleep(0)
+    assert roles.election.reviews == 1
+
+
+def test_a_role_status_to_a_standby_connection_is_no_fence():
+    """A standby's connection the switch still had as master (it stepped down while the
+    store was away) is demoted by the new master: that is what a standby wants."""
+    sggw = Sggw()
+    sggw.election.role = "standby"
+    roles, switch = Roles(sggw, settings=None), Switch()
+    switch.channel.writable = False
+    assert roles.role_status(switch, role_status(ofp.OFPCR_ROLE_SLAVE, 9))
+    assert (switch.role, switch.state, switch.error) == ("slave", "standby", None)
+    assert switch.generation == 9 and sggw.election.why is None
+    hub.sleep(0)
+    assert sggw.election.reviews == 0
+
+
+def test_a_role_status_without_a_generation_teaches_none():
+    roles, switch = Roles(Sggw(), settings=None), Switch()
+    roles.role_status(switch, role_status(ofp.OFPCR_ROLE_SLAVE, (1 << 64) - 1))
+    assert switch.generation == 7
 
 
 @pytest.mark.parametrize("msg", [role_status(ofp.OFPCR_ROLE_MASTER, 8),

@@ -3,7 +3,7 @@ and where it finds the API and the token. (Every command against the real contro
 tests/e2e/test_sggwctl.py.)"""
 import pytest
 
-from sggwctl import bodies, cli, settings
+from sggwctl import backup, bodies, cli, settings
 from sggwctl.errors import USAGE, CtlError
 
 
@@ -121,3 +121,65 @@ def test_a_bad_api_url_is_a_usage_error_before_anything_is_sent(capsys):
     assert cli.main(["--api", "http://ctl:port", "--token", "t", "status"]) == USAGE
     assert capsys.readouterr().err == \
         "sggwctl: bad API URL http://ctl:port: expected http://HOST:PORT\n"
+
+
+# --- export and import ---------------------------------------------------------------------
+
+LISTED = {"site-a": {
+    "captures": [{"name": "to-b", "ipv4_dst": "10.2.0.0/16", "source": "config",
+                  "counters": {"packets": 1, "bytes": 60}},
+                 {"name": "web", "ipv4_dst": "10.2.0.0/24", "ip_proto": 6, "dst_port": 443,
+                  "source": "api", "counters": {"packets": 0, "bytes": 0}}],
+    "mirrors": [{"name": "span", "sources": [{"port": "lan", "direction": "both"}],
+                 "filter": None, "destinations": [{"port": "ana1", "vlan": None,
+                                                   "eth_dst": None}],
+                 "snaplen": None, "rate_limit": {"pps": 10}, "source": "api"}]}}
+
+
+def test_export_keeps_the_rest_made_objects_as_the_api_takes_them():
+    assert backup.exported(LISTED) == {"sggw_export": 1, "switches": {"site-a": {
+        "captures": [{"name": "web", "ipv4_dst": "10.2.0.0/24", "ip_proto": 6,
+                      "dst_port": 443}],
+        "mirrors": [{"name": "span", "sources": [{"port": "lan", "direction": "both"}],
+                     "destinations": [{"port": "ana1"}], "rate_limit": {"pps": 10}}]}}}
+
+
+def test_import_creates_what_is_missing_replaces_what_differs_and_leaves_the_rest():
+    existing = LISTED["site-a"]["captures"]
+    wanted = [{"name": "web", "ipv4_dst": "10.2.0.0/24", "ip_proto": 6, "dst_port": 443},
+              {"name": "dns", "ipv4_dst": "10.2.0.53/32"},
+              {"name": "to-b", "ipv4_dst": "10.3.0.0/16"}]
+    assert [a for a, _ in backup.plan(existing, wanted)] == [
+        backup.UNCHANGED, backup.CREATE, backup.IN_CONFIG]
+    changed = [dict(wanted[0], dst_port=8443)]
+    assert backup.plan(existing, changed) == [(backup.REPLACE, changed[0])]
+    exported = backup.exported(LISTED)["switches"]["site-a"]["mirrors"]
+    assert [a for a, _ in backup.plan(LISTED["site-a"]["mirrors"], exported)] == [
+        backup.UNCHANGED]
+
+
+@pytest.mark.parametrize("document, said", [
+    ([], "top level: expected {\"sggw_export\": 1, \"switches\": {...}}"),
+    ({"sggw_export": 2, "switches": {}}, "sggw_export: expected 1, got 2"),
+    ({"sggw_export": True, "switches": {}}, "sggw_export: expected 1, got True"),
+    ({"sggw_export": 1, "switches": []}, "switches: expected a mapping of switch names"),
+    ({"sggw_export": 1, "switches": {"s": {"paths": []}}},
+     "switches.s: expected a mapping with captures and/or mirrors"),
+    ({"sggw_export": 1, "switches": {"s": {"captures": {}}}}, "switches.s.captures: "
+                                                             "expected a list"),
+    ({"sggw_export": 1, "switches": {"s": {"mirrors": [{"sources": []}]}}},
+     "switches.s.mirrors[0]: expected an object with a name"),
+    ({"sggw_export": 1, "switches": {"s": {"captures": [{"name": "a"}, {"name": "a"}]}}},
+     "switches.s.captures[1]: capture rule 'a' is in the file twice"),
+])
+def test_a_file_import_cannot_take_is_a_one_line_usage_error(document, said):
+    with pytest.raises(CtlError) as err:
+        backup.checked(document, "objects.json")
+    assert err.value.code == USAGE and err.value.line.startswith("objects.json: " + said)
+
+
+def test_import_says_what_became_of_each_object():
+    assert backup.describe({"switch": "site-a", "kind": "mirrors", "name": "span",
+                            "result": "created"}) == "site-a: mirror session span: created"
+    assert backup.describe(backup.failed("site-b", "captures", {"name": "x"}, "409 Conflict")) \
+        == "site-b: capture rule x: failed (409 Conflict)"
