@@ -6,7 +6,7 @@ prefix, no field for a /0), so the controller can compare them with the switch's
 """
 from flows import tables
 from flows.ofp import ETH_TYPE_IP, ETH_TYPE_IPV6, IPPROTO_TCP, OFPVID_PRESENT, flow, match
-from flows.tables import CAPTURE, CAPTURE_LEARN, REG_OUT
+from flows.tables import CAPTURE, CAPTURE_LEARN
 
 # Rules keep their place by id (config rules 1.., REST rules from 1001 in creation order):
 # adding or removing one never moves another.
@@ -15,9 +15,9 @@ MAX_RULE_ID = CAPTURE_TOP_PRIORITY - 2  # priorities 0 and 1 are the table's own
 
 
 def rule_flows(rule, ports):
-    """The CAPTURE flows of one rule: matching packets that no reverse path claimed go to
-    CAPTURE_LEARN, which learns their way back and sends them into the tunnel."""
-    return [flow(CAPTURE, CAPTURE_TOP_PRIORITY - rule.id, match(**{REG_OUT: 0}, **fields),
+    """The CAPTURE flows of one rule: matching wire packets go to CAPTURE_LEARN, which
+    learns their way back and sends them into the tunnel."""
+    return [flow(CAPTURE, CAPTURE_TOP_PRIORITY - rule.id, match(**fields),
                  goto=CAPTURE_LEARN, cookie=tables.cookie(tables.KIND_CAPTURE, rule.id))
             for fields in rule_matches(rule, ports)]
 

@@ -16,8 +16,8 @@ from flows.ofp import (
 from flows.probes import PROBE_MAC
 from flows.tables import (
     ARP_PROXY, ARP_REPLY, CAPTURE, CAPTURE_LEARN, CT_LOCAL, CT_TUNNEL, DELIVER, EGRESS, FLOOD,
-    GATEWAY, INGRESS, L2, LOCAL_IN, MAC, NEIGH, REG_FROM_TUNNEL, REG_OUT, REG_SCRATCH, REVERSE,
-    TUNNEL_IN, TUNNEL_MISS)
+    GATEWAY, INGRESS, L2, LOCAL_IN, LOCAL_REPLY, MAC, NEIGH, REG_FROM_TUNNEL, REG_OUT,
+    REG_SCRATCH, REVERSE, TUNNEL_IN, TUNNEL_MISS)
 
 PUNT_METER_ID = tables.METER_PUNT  # caps packet-ins for unknown neighbours
 PUNT_PPS = 50
@@ -114,11 +114,9 @@ def ingress(dp, ports, hooks=NO_HOOKS):
 
 
 def local_in(dp, ports):
-    """Wire traffic: ND, broadcast and multicast stay on L2; IP is checked for a reverse path
-    (with conntrack, only IP that no capture rule takes: see capture())."""
+    """Wire traffic: ND, broadcast and multicast stay on L2; IP meets the capture rules."""
     out = [flow(LOCAL_IN, 0, goto=L2)]
-    lookup = [] if dp.reverse_path.conntrack else [resubmit(REVERSE)]
-    out += [flow(LOCAL_IN, 10, match(eth_type=eth_type), lookup, goto=CAPTURE)
+    out += [flow(LOCAL_IN, 10, match(eth_type=eth_type), goto=CAPTURE)
             for _, eth_type in _FAMILIES]
     out.append(flow(LOCAL_IN, 20, match(eth_dst=MULTICAST_BIT), goto=L2))
     # an answer to sggw's neighbour probe: INGRESS learned from it, nobody else wants it
@@ -135,18 +133,20 @@ def local_in(dp, ports):
 
 
 def capture(dp, ports):
-    """What the capture rules (flows.capture) fall back to: a reverse-path hit goes out,
-    anything else to the wire. With conntrack, IP that no rule captured may still be the
-    reply to a remotely initiated connection: conntrack tells, in CT_LOCAL."""
+    """What the capture rules (flows.capture) fall back to: IP that no rule captured may be
+    the reply to a remotely initiated flow, which goes back into the tunnel; anything else
+    takes the wire. The rules come first: a path learned the wrong way round (the reply of a
+    captured conversation, seen first, taken for remotely initiated) must not hide them."""
     if dp.reverse_path.conntrack:
         zone = dp.reverse_path.ct_zone
-        return [flow(CAPTURE, 1, match(**{REG_OUT: 0}, eth_type=eth_type),
-                     [conntrack.lookup(zone, CT_LOCAL)]) for _, eth_type in _FAMILIES] + [
+        return [flow(CAPTURE, 1, match(eth_type=eth_type), [conntrack.lookup(zone, CT_LOCAL)])
+                for _, eth_type in _FAMILIES] + [
                 flow(CT_LOCAL, 0, actions=[resubmit(L2)]),
                 flow(CT_LOCAL, 10, match(ct_state=conntrack.REPLY), conntrack.reply_actions(),
                      goto=EGRESS)]
-    return [flow(CAPTURE, 0, goto=EGRESS),  # the reverse lookup decided REG_OUT
-            flow(CAPTURE, 1, match(**{REG_OUT: 0}), goto=L2)]
+    return [flow(CAPTURE, 0, actions=[resubmit(REVERSE)], goto=LOCAL_REPLY),
+            flow(LOCAL_REPLY, 0, goto=EGRESS),  # the reverse lookup decided REG_OUT
+            flow(LOCAL_REPLY, 1, match(**{REG_OUT: 0}), [resubmit(L2)])]  # goto: only forward
 
 
 def _reverse_variants(dp):

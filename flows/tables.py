@@ -2,10 +2,13 @@
 
 Read this file first. A packet enters table ``INGRESS`` and takes one of two paths:
 
-* from a *wire* port (``lan``, ``wan``, ``local``): ``LOCAL_IN`` -> (a reply to a remotely
-  initiated flow? ``REVERSE`` lookup) -> ``CAPTURE`` rules (send to the tunnel, learning the
-  reverse path in ``CAPTURE_LEARN``) -> else the L2 wire (``L2`` -> ``MAC`` lookup ->
-  ``FLOOD``).
+* from a *wire* port (``lan``, ``wan``, ``local``): ``LOCAL_IN`` -> ``CAPTURE`` rules (send
+  to the tunnel, learning the reverse path in ``CAPTURE_LEARN``) -> else a reply to a
+  remotely initiated flow? (``REVERSE`` lookup, answered in ``LOCAL_REPLY``) -> else the L2
+  wire (``L2`` -> ``MAC`` lookup -> ``FLOOD``). The rules come before the lookup: a path
+  learned the wrong way round (a captured conversation's reply, seen first after its path
+  was flushed, looks remotely initiated) never hides a rule, so the conversation's next
+  packet learns its path again.
 * from the ``tunnel`` port: ``TUNNEL_IN`` -> ``REVERSE`` lookup (a reply to a captured flow)
   -> else remotely initiated: learn the way back into the tunnel and deliver by the learned
   IP neighbour (``TUNNEL_MISS`` -> ``NEIGH`` -> ``DELIVER``).
@@ -44,8 +47,8 @@ class Table:
 
 
 INGRESS = Table(0, "ingress", "classify by in_port; learn MAC, neighbour and gateway")
-LOCAL_IN = Table(1, "local_in", "wire-port traffic: ND/broadcast to L2, proxy ARP, reverse lookup")
-CAPTURE = Table(2, "capture", "ordered capture rules; a reverse-path hit goes straight out")
+LOCAL_IN = Table(1, "local_in", "wire traffic: ND/broadcast to L2, proxy ARP, IP to capture")
+CAPTURE = Table(2, "capture", "ordered capture rules; else the reverse lookup")
 CAPTURE_LEARN = Table(3, "capture_learn", "learn the reverse path of a captured packet, to tunnel")
 L2 = Table(4, "l2", "look the destination MAC up")
 FLOOD = Table(5, "flood", "unknown/broadcast destinations go to every wire port")
@@ -56,6 +59,7 @@ ARP_PROXY = Table(9, "arp_proxy", "answer the endpoint's ARP for off-subnet addr
 ARP_REPLY = Table(10, "arp_reply", "send the proxy answer back, if the gateway is known")
 CT_LOCAL = Table(11, "ct_local", "conntrack mode: a wire packet that is a reply goes back")
 CT_TUNNEL = Table(12, "ct_tunnel", "conntrack mode: a reply, or a remotely initiated packet")
+LOCAL_REPLY = Table(13, "local_reply", "uncaptured wire IP: a reverse-path hit goes out")
 REVERSE = Table(20, "reverse", "learned reverse paths", learned=True)
 MAC = Table(21, "mac", "learned MAC -> port", learned=True)
 NEIGH = Table(22, "neigh", "learned IP -> (MAC, port)", learned=True)
@@ -67,8 +71,8 @@ MIRROR_OUT = Table(42, "mirror_out", "one copy per destination: tag, MAC, snaple
 MIRROR_TRIM = Table(43, "mirror_trim", "a remote copy: cut (and counted) to fit the path MTU")
 
 PIPELINE = (INGRESS, LOCAL_IN, CAPTURE, CAPTURE_LEARN, L2, FLOOD, TUNNEL_IN, TUNNEL_MISS,
-            DELIVER, ARP_PROXY, ARP_REPLY, CT_LOCAL, CT_TUNNEL, REVERSE, MAC, NEIGH, GATEWAY,
-            EGRESS, MIRROR_COPY, MIRROR, MIRROR_OUT, MIRROR_TRIM)
+            DELIVER, ARP_PROXY, ARP_REPLY, CT_LOCAL, CT_TUNNEL, LOCAL_REPLY, REVERSE, MAC, NEIGH,
+            GATEWAY, EGRESS, MIRROR_COPY, MIRROR, MIRROR_OUT, MIRROR_TRIM)
 LEARNED_TABLES = tuple(t for t in PIPELINE if t.learned)
 BY_ID = {t.id: t for t in PIPELINE}
 

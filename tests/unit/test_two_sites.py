@@ -185,6 +185,23 @@ def test_a_reply_to_a_captured_flow_is_not_treated_as_remotely_initiated():
     assert [f.table_id for f in result.learned] == []  # nothing new learned for a reply
 
 
+def test_a_path_learned_the_wrong_way_round_hides_no_capture_rule():
+    """The reply of a captured conversation came first (after a flush, OVS may count it
+    before the request) and was learned as remotely initiated: the way back into the tunnel.
+    The conversation's next request still meets its capture rule, learns its path from the
+    tunnel, and the next reply takes that path, not the neighbour table."""
+    sw = site_a()
+    sw.process(fs.arp_reply(LAN2, HOST_A1.mac, ROUTER_A.mac, HOST_A1.ip, ROUTER_A.ip))
+    syn = fs.tcp(LAN1, HOST_A1.mac, ROUTER_A.mac, HOST_A1.ip, SERVER_B.ip)
+    syn_ack = fs.reply(syn, TUNNEL, ROUTER_B.mac, "02:00:00:00:00:99")
+    assert sw.process(syn_ack).ports == [LAN2]  # by the neighbour, learning the wrong way
+    result = sw.process(syn)
+    assert result.ports == [TUNNEL]
+    assert result.hits(tables.CAPTURE_LEARN.id)
+    assert tables.REVERSE.id in [f.table_id for f in result.learned]
+    assert sw.process(syn_ack).ports == [LAN1]  # the path the request just learned
+
+
 @pytest.mark.parametrize("eth_dst, ip_dst", [
     ("ff:ff:ff:ff:ff:ff", "255.255.255.255"), ("01:00:5e:00:00:fb", "224.0.0.251")])
 def test_broadcast_and_multicast_from_the_tunnel_are_dropped_not_punted(eth_dst, ip_dst):
