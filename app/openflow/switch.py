@@ -429,31 +429,18 @@ class Switch:
     def flush(self, cookie, mask, table_id=ofp.OFPTT_ALL, match=None):
         """Delete the learned flows selected by cookie/mask (and ``match``).
 
-        A packet that hits a datapath flow OVS cached runs its learn() only when the
-        revalidator next counts it: the reply to it may come first, find no path, and be
-        learned as remotely initiated, which then hides the capture rule from the original
-        direction for as long as the flow lasts. So the cache is purged before the delete
-        (the learns of packets not yet counted run while the paths still exist) and after
-        it: every flow's next packet learns its path again before it is forwarded."""
+        A conversation whose datapath flows OVS still caches learns its path again only when
+        the revalidator next counts its packets (up to half a second, more on a busy
+        machine); a reply seen before that is delivered by its neighbour and learns a path
+        the wrong way round, which the capture rules, coming first, never let stand in the
+        conversation's way (flows.tables)."""
         with self.lock:
-            purged = self._purge_datapath_cache()
             try:
                 self.channel.transact([delete_flows(table_id=table_id, cookie=cookie,
                                                     cookie_mask=mask, match_=match)])
             except SwitchError as exc:
                 LOG.error("%s: could not flush learned flows: %s", self.name, exc)
                 raise
-            if purged:
-                self._purge_datapath_cache()
-
-    def _purge_datapath_cache(self):
-        try:
-            ovs_cli.purge_datapath_cache(self.ovsdb_address)
-        except ovs_cli.OvsError as exc:
-            LOG.warning("%s: flushing without purging OVS's datapath flows (%s): a flow active "
-                        "meanwhile may learn its path from its reply side", self.name, exc)
-            return False
-        return True
 
     def port_changed(self, port_no):
         """A port was added, changed or deleted: returns what needs doing."""

@@ -58,14 +58,6 @@ def _appctl(db, *args):
     return _tool(["ovs-appctl", "-t", target, "--timeout=%d" % TIMEOUT, *args])
 
 
-def purge_datapath_cache(db):
-    """Drop every datapath flow ovs-vswitchd caches (all its bridges'), counting their last
-    packets first: each flow's next packet is translated afresh, running its learn() before
-    it is forwarded (a cached flow's learn() runs only in the revalidator, up to 0.5 s
-    later)."""
-    _appctl(db, "revalidator/purge")
-
-
 def bridge(db, dp_id):
     """(name, datapath type) of the bridge with ``dp_id``."""
     found = vsctl(db, "--bare", "--columns=name,datapath_type", "find", "Bridge",

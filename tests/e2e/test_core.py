@@ -283,6 +283,7 @@ def learned_through(bed, site, port):
 def test_port_down_flushes_what_was_learned_through_it(bed):
     host, server = bed["hostA"], bed["serverB"]
     host.ping(server.ipv4, count=1)
+    bed.ovs.revalidated()  # the ping's learns are done: none comes after the flush
 
     def through(port):
         paths_out = [p for p in flushable(paths(bed)) if p["to"]["port_no"] == port]
@@ -300,15 +301,15 @@ def test_port_down_flushes_what_was_learned_through_it(bed):
 
 
 def test_learned_paths_are_listed_and_flushed_by_host_or_port(bed):
-    """A flush forgets the paths and OVS's datapath cache: every flow's next packet learns
-    its path again before it is forwarded, so each check below holds as soon as the packets
-    that should change it are answered, and no sooner."""
+    """A flush forgets the paths; a flow whose datapath flow OVS still caches learns its path
+    again when the revalidator next counts its packets, so each check on the paths waits
+    for a revalidator round after the traffic that changes them."""
     host, server, router = bed["hostA"], bed["serverB"], bed["routerA"]
     flush = "/v1/switches/site-a/paths"
-    # start clean: earlier tests leave paths, among them one learned from the server's side
-    # (its remotely initiated ping), which would take hostA's echoes without a capture
+    bed.ovs.revalidated()  # earlier tests' packets are counted: no learn() comes after this
     bed.controller.call("DELETE", flush)
     host.ping(server.ipv4, count=3)
+    bed.ovs.revalidated()
     found = [p for p in paths(bed) if p["reply"]["src"] == server.ipv4
              and p["reply"].get("proto") == "icmp"]
     assert found, paths(bed)
@@ -333,7 +334,7 @@ def test_learned_paths_are_listed_and_flushed_by_host_or_port(bed):
     assert {p["to"]["port"] for p in by_port["paths"]} == {host.outside}
     assert bed.controller.call("GET", flush + "?host=nowhere")[1] == {
         "error": "'nowhere' is not an IP address", "field": "host"}
-    # the paths just used go too: nothing is in flight once ping has its replies
+    # the paths just used go too: their packets were all counted before the flush
     to_flush = [p for p in flushable(paths(bed))
                 if server.ipv4 in (p["reply"]["src"], p["reply"]["dst"])]
     flushed = bed.controller.call("DELETE", flush + "?host=" + server.ipv4)[1]["flushed"]
@@ -341,19 +342,29 @@ def test_learned_paths_are_listed_and_flushed_by_host_or_port(bed):
     assert not [p for p in flushable(paths(bed))
                 if server.ipv4 in (p["reply"]["src"], p["reply"]["dst"])]
     host.ping(server.ipv4, count=1)  # its echo learns the path again, on the way out
+    bed.ovs.revalidated()
     assert [p for p in flushable(paths(bed)) if p["to"]["port"] == host.outside]
     assert bed.controller.call("DELETE", flush + "?port=" + host.outside)[1]["flushed"] >= 1
     assert not [p for p in flushable(paths(bed)) if p["to"]["port_no"] == host.port]
     assert host.ping(server.ipv4, count=2) == 2  # and it is learned again
 
 
+def udp_paths(bed, ports):
+    """(reply source, where the reply comes from, reply destination port) of the UDP paths
+    of conversations using one of ``ports``."""
+    return sorted((p["reply"]["src"], p["reply"]["from"], p["reply"]["dst_port"])
+                  for p in paths(bed) if p["reply"].get("proto") == "udp"
+                  and {p["reply"]["src_port"], p["reply"]["dst_port"]} & set(ports))
+
+
 def test_paths_flushed_mid_conversation_come_back_the_way_they_were(bed, echo_servers):
     """Paths flushed while OVS still caches the conversations' datapath flows, its
-    revalidator late (paused here; on a busy machine it is late by itself): the next request
-    of each conversation learns its path again before it is forwarded, so the reply finds
-    it. (A cached flow runs its learn() only when the revalidator counts its packets; the
-    reply, there first, was taken for remotely initiated traffic: the path learned the
-    wrong way round, and the capture rule no longer saw the conversation.)"""
+    revalidator late (paused here; on a busy machine it is late by itself): the replies keep
+    arriving, and once the revalidator has counted the packets every conversation has its
+    path again, the right way round. (A cached flow runs its learn() only when the
+    revalidator counts its packets; a reply counted first is taken for remotely initiated
+    traffic and learns a path the wrong way round. When that path was looked up before the
+    capture rules, it hid them from the conversation for as long as it lasted.)"""
     host, server = bed["hostA"], bed["serverB"]
     # UDP five-tuples of their own: OVS meets each one's two datapath flows in an order of
     # its own, request or reply first
@@ -362,23 +373,50 @@ def test_paths_flushed_mid_conversation_come_back_the_way_they_were(bed, echo_se
     def talk():
         for port in conversations:
             assert ask(host, "udp", server.ipv4, 5002, "again", "--source-port", port) == "again"
-
-    def learned():
-        return sorted((p["reply"]["src"], p["reply"]["from"], p["reply"]["dst_port"])
-                      for p in paths(bed) if p["reply"].get("proto") == "udp"
-                      and {p["reply"]["src_port"], p["reply"]["dst_port"]} & set(conversations))
     talk()
     bed.ovs.appctl("revalidator/pause")
     try:
         bed.controller.call("DELETE", "/v1/switches/site-a/paths")
-        talk()
-        relearned = learned()
+        talk()  # every reply arrives
     finally:
         bed.ovs.appctl("revalidator/resume")
-    as_they_were = [(server.ipv4, "tunnel", port) for port in conversations]
-    assert relearned == as_they_were
-    bed.ovs.revalidated()  # and the revalidator, once it runs, learns no other way round
-    assert learned() == as_they_were
+    bed.ovs.revalidated()
+    talk()  # the requests meet the capture rule again, whatever the revalidator learned
+    bed.ovs.revalidated()
+    as_they_were = {(server.ipv4, "tunnel", port) for port in conversations}
+    assert as_they_were <= set(udp_paths(bed, conversations)), udp_paths(bed, conversations)
+
+
+def test_a_path_learned_the_wrong_way_round_hides_no_capture_rule(bed):
+    """serverB speaks first, from a port nothing listens on at hostA: the way back for
+    hostA's answer is learned into the tunnel, as for any remotely initiated flow. Then
+    hostA talks to serverB on that five-tuple, and a capture rule takes it: the rule comes
+    first, so the conversation learns its path from the tunnel (the same as after a flush
+    whose reply OVS counted before its request)."""
+    if not learning(bed):
+        pytest.skip("conntrack mode: a connection's direction is conntrack's, not a lookup's")
+    host, server = bed["hostA"], bed["serverB"]
+    bed.ovs.revalidated()
+    bed.controller.call("DELETE", "/v1/switches/site-a/paths?host=" + server.ipv4)
+    server.run(sys.executable, "-c", "import socket, sys\n"
+               "with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:\n"
+               "    sock.bind(('', 5003))\n"
+               "    sock.sendto(b'first', (sys.argv[1], 40010))\n", host.ipv4)
+    wait_for(lambda: [p for p in paths(bed) if p["reply"]["src"] == host.ipv4
+                      and p["reply"]["dst"] == server.ipv4 and p["reply"]["from"] == "wire"],
+             10, what="the way back learned from serverB's first packet")
+    echo = server.popen(*ECHO, "serve", "udp", 5003, stdout=subprocess.PIPE, text=True)
+    try:
+        assert echo.stdout.readline().strip() == "ready"
+        assert ask(host, "udp", server.ipv4, 5003, "answer", "--source-port", 40010) == "answer"
+        bed.ovs.revalidated()
+        assert [p for p in paths(bed) if p["reply"]["src"] == server.ipv4
+                and p["reply"]["from"] == "tunnel" and p["reply"].get("proto") == "udp"
+                and (p["reply"]["src_port"], p["reply"]["dst_port"]) == (5003, 40010)
+                and p["to"]["port"] == host.outside], paths(bed)
+    finally:
+        echo.kill()
+        echo.wait()
 
 
 def test_controller_restart_loses_no_packet_and_changes_no_flow(bed):

@@ -202,7 +202,7 @@ def test_paths_list_by_host_and_port_then_flush(bed):
     every = json.loads(ok(bed, "paths", "--json", "--host", server_b.ipv4))
     assert set(every) == {"site-a", "site-b"}
 
-    # the flush purges OVS's datapath cache: no stale learn() brings a path back
+    bed.ovs.revalidated()  # the exchange's packets are counted: no learn() after the flush
     out = ok(bed, "paths", "flush", "-s", "site-a", "--host", server_b.ipv4)
     flushed = int(re.fullmatch(r"site-a: flushed (\d+) learned reverse paths\n", out).group(1))
     assert flushed >= 1
